@@ -455,7 +455,15 @@ def test_add_merges():
     s = a + b
     assert s == a.scaled(2)
     assert sum([a, b]) == s
-    extra = FlopCount(2, 2, 2, 0, {"aten.bmm": OpCount("aten.bmm", 1, 2, 2)}, {"Global": 2}, [UncountedOp("x", 99, "other")])
+    extra = FlopCount(
+        total_flops=2,
+        total_flops_effective=2,
+        forward_flops=2,
+        backward_flops=0,
+        by_op={"aten.bmm": OpCount("aten.bmm", 1, 2, 2)},
+        by_module={"Global": 2},
+        uncounted=[UncountedOp("x", 99, "other")],
+    )
     s2 = a + extra
     assert s2.total_flops == 4482  # 4480 + 2
     assert s2.by_op["aten.bmm"].calls == 1 and s2.by_module["Global"] == 4482

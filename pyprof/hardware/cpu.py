@@ -14,15 +14,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 from .._native import load_core
-
-#: SIMD lanes per instruction, by ISA and precision.
-_LANES = {
-    ("avx512", "fp32"): 16, ("avx512", "fp64"): 8,
-    ("avx2", "fp32"): 8, ("avx2", "fp64"): 4,
-    ("scalar_fma", "fp32"): 1, ("scalar_fma", "fp64"): 1,
-    ("scalar", "fp32"): 1, ("scalar", "fp64"): 1,
-}
-
+from .peaks import flop_per_cycle
 
 @dataclass
 class CpuInfo:
@@ -103,25 +95,6 @@ def cpu_info() -> CpuInfo:
     )
 
 
-def flop_per_cycle_per_core(isa: str, precision: str, fma_units: int = 2) -> int:
-    """FLOP/cycle/core: lanes x 2 (an FMA is a multiply and an add) x FMA units.
-
-    Args:
-        isa: "avx512", "avx2", "scalar_fma" or "scalar".
-        precision: "fp32" or "fp64".
-        fma_units: FMA pipes per core (2 on server Xeons since Skylake-SP Gold/Platinum).
-
-    Raises:
-        ValueError: unknown isa or precision.
-    """
-    try:
-        lanes = _LANES[(isa, precision)]
-    except KeyError:
-        raise ValueError(f"unknown isa/precision {isa!r}/{precision!r}: isa is one of avx512, avx2, scalar_fma, scalar "
-                         "and precision fp32 or fp64") from None
-    return lanes * 2 * fma_units
-
-
 @dataclass
 class CpuPeak:
     """Theoretical and measured FLOP/s of this CPU for one precision."""
@@ -150,7 +123,7 @@ class CpuPeak:
 def theoretical_peak(precision: str, info: CpuInfo | None = None) -> tuple[float | None, str]:
     """Theoretical peak FLOP/s of this CPU and the arithmetic that gives it."""
     info = info or cpu_info()
-    fpc = flop_per_cycle_per_core(info.best_isa, precision, info.fma_units_assumed)
+    fpc = flop_per_cycle(info.best_isa, precision, info.fma_units_assumed)
     cores = info.logical_cpus
     if info.nominal_clock_hz is None:
         return None, f"clock unknown; {fpc} FLOP/cycle/core ({info.best_isa}, {info.fma_units_assumed} FMA units)"

@@ -1,0 +1,21 @@
+"""Reports of a profiled run: versioned JSON, Markdown, and the rich terminal summary.
+
+Writers only read a :class:`~pyprof.result.ProfileResult`; they never reach back into a measurement source.
+"""
+
+from .atomic import atomic_write_text
+from .json_report import SCHEMA_VERSION, read_report, to_json
+from .markdown import render_markdown
+from .terminal import render_terminal
+from .writers import FORMATS, write_reports
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "FORMATS",
+    "atomic_write_text",
+    "read_report",
+    "render_markdown",
+    "render_terminal",
+    "to_json",
+    "write_reports",
+]

@@ -1,0 +1,44 @@
+"""Markdown report."""
+
+from __future__ import annotations
+
+from ..result import ProfileResult
+from .format import si
+from .rows import summary_rows, top_ops, uncounted_ops
+
+
+def _esc(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(r: ProfileResult) -> str:
+    """Render a result as a Markdown document."""
+    out = [f"# pyprof report: {_esc(r.run.get('name', 'run'))}", ""]
+    if r.partial:
+        out += [f"> **Partial report**: {_esc(r.partial_reason)}", ""]
+    out += [f"pyprof {r.run.get('pyprof_version')} · torch {r.run.get('torch_version')} · "
+            f"started {r.run.get('started_at')} · schema {r.schema_version}", ""]
+    section = None
+    for sec, k, v in summary_rows(r):
+        if sec != section:
+            out += ["", f"## {sec.capitalize()}", "", "| | |", "|---|---|"]
+            section = sec
+        out.append(f"| {_esc(k)} | {_esc(v)} |")
+    ops = top_ops(r)
+    if ops:
+        out += ["", "## Counted ops (per distinct step signature)", "", "| op | calls | FLOPs | share |", "|---|---:|---:|---:|"]
+        out += [f"| `{_esc(n)}` | {c} | {si(f, 'FLOP')} | {100 * s:.1f}% |" for n, c, f, s in ops]
+    unc = uncounted_ops(r)
+    if unc:
+        out += ["", "## Ops without a FLOP formula (not counted)", "", "| op | calls | kind |", "|---|---:|---|"]
+        out += [f"| `{_esc(n)}` | {c} | {k} |" for n, c, k in unc]
+    if r.steps:
+        out += ["", "## Steps", "", "| step | time (s) | CPU (s) | analytic FLOPs | origin | hardware FLOPs | examples |",
+                "|---:|---:|---:|---:|---|---:|---:|"]
+        for s in r.steps[:200]:
+            out.append(f"| {s.index} | {s.wall_time_s:.4g} | {s.cpu_time_s:.4g} | {si(s.analytic_flops)} | "
+                       f"{s.analytic_origin}{' (timing perturbed)' if s.perturbed else ''} | {si(s.hardware_flops)} | "
+                       f"{s.examples if s.examples is not None else 'n/a'} |")
+        if len(r.steps) > 200:
+            out.append(f"| … | {len(r.steps) - 200} more steps in report.json | | | | | |")
+    return "\n".join(out) + "\n"

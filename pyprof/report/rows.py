@@ -1,0 +1,88 @@
+"""The summary of a result as rows (section, label, value): data first, rendered by markdown.py and terminal.py."""
+
+from __future__ import annotations
+
+from ..constants import PFS_DAY_FLOP
+from ..result import ProfileResult
+from .format import num, pct, si
+
+
+def summary_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
+    t = r.totals
+    rows: list[tuple[str, str, str]] = []
+    add = lambda sec, k, v: rows.append((sec, k, v))  # noqa: E731
+    add("run", "device", f"{r.device.kind}: {r.device.name}" + ("" if r.device.supported else " (not fully supported)"))
+    if r.partial:
+        add("run", "status", f"PARTIAL: {r.partial_reason}")
+    add("run", "recorded steps", f"{t.steps} ({t.timed_steps} timed)")
+    add("steps", "step time median / min / max", f"{num(t.step_time_s_median)} / {num(t.step_time_s_min)} / "
+        f"{num(t.step_time_s_max)} s")
+    add("steps", "wall time (recorded) / process CPU time", f"{num(t.wall_time_s)} s / {num(t.cpu_time_s)} s")
+    if t.examples:
+        add("steps", "examples", str(t.examples))
+    add("flops", "analytic FLOPs (recorded steps)", si(t.analytic_flops, "FLOP"))
+    if t.analytic_flops and t.analytic_flops_effective is not None and t.analytic_flops_effective != t.analytic_flops:
+        add("flops", "analytic FLOPs, effective (masked work skipped)", si(t.analytic_flops_effective, "FLOP"))
+    if t.analytic_flops_per_example:
+        add("flops", "analytic FLOPs per example", si(t.analytic_flops_per_example, "FLOP"))
+    hw = r.hardware_counters
+    add("flops", "hardware FLOPs", si(t.hardware_flops, "FLOP") + (f" ({hw.get('source')})" if hw.get("available")
+                                                                     else f" — unavailable: {hw.get('reason')}"))
+    add("flops", "analytic counting", f"{t.counted_signatures} distinct step signature(s) counted; "
+        f"counting cost {num(t.counting_time_s)} s")
+    rec = r.reconciliation
+    if rec is not None:
+        add("utilization", "FLOP source", rec.flop_source)
+        add("utilization", "achieved", si(rec.achieved_flops_per_s, "FLOP/s"))
+        for p in rec.peaks:
+            add("utilization", f"peak ({p.kind}, {p.precision})", f"{si(p.flops_per_s, 'FLOP/s')} — {p.source}")
+        add("utilization", "utilization vs spec/theoretical peak (MFU)", pct(rec.utilization_vs_spec))
+        add("utilization", "utilization vs measured peak", pct(rec.utilization_vs_measured))
+        add("utilization", "HFU", f"{pct(rec.hfu)} ({rec.hfu_source})")
+        add("method 2", "assumed utilization", f"{pct(rec.assumed_utilization)} ({rec.assumed_utilization_source})")
+        if rec.error_factor is not None:
+            add("method 2", "error factor of the assumption", f"{rec.error_factor:.2f}x ({rec.error_direction})")
+        add("method 2", "Method 2 for this window / measured",
+            f"{si(rec.method2_window_flops, 'FLOP')} / {si(rec.measured_window_flops, 'FLOP')}")
+        tr = rec.training_run
+        if tr:
+            add("training run", "run", f"{tr['examples']:.4g} examples x {tr['epochs']:g} epochs, "
+                f"{tr['projected_days']:.4g} days on this device")
+            add("training run", "measured (counted FLOPs)", f"{si(tr['measured_flops'], 'FLOP')} = "
+                f"{tr['measured_pfs_days']:.4g} pfs-days")
+            if tr["method1_x3_flops"] is not None:
+                add("training run", "Method 1 (forward x 3)", f"{si(tr['method1_x3_flops'], 'FLOP')} = "
+                    f"{tr['method1_x3_pfs_days']:.4g} pfs-days ({num(tr['method1_x3_over_measured'], 3)}x measured)")
+            if tr["method2_flops"] is not None:
+                add("training run", "Method 2 (assumed utilization)", f"{si(tr['method2_flops'], 'FLOP')} = "
+                    f"{tr['method2_flops'] / PFS_DAY_FLOP:.4g} pfs-days ({num(tr['method2_over_measured'], 3)}x measured)")
+        for n in rec.notes:
+            add("notes", "reconciliation", n)
+    if r.device.note:
+        add("notes", "device", r.device.note)
+    for n in r.notes:
+        add("notes", "run", n)
+    return rows
+
+
+def top_ops(r: ProfileResult, n: int = 10) -> list[tuple[str, int, float, float]]:
+    """(op, calls, FLOPs, share) over the distinct counted signatures, largest first."""
+    agg: dict[str, list[float]] = {}
+    for fc in r.flop_counts:
+        for name, op in fc.get("by_op", {}).items():
+            a = agg.setdefault(name, [0, 0.0])
+            a[0] += op.get("calls", 0)
+            a[1] += op.get("flops", 0)
+    total = sum(v[1] for v in agg.values()) or 1.0
+    rows = sorted(((k, int(v[0]), v[1], v[1] / total) for k, v in agg.items()), key=lambda x: -x[2])
+    return rows[:n]
+
+
+def uncounted_ops(r: ProfileResult, n: int = 15) -> list[tuple[str, int, str]]:
+    """(op, calls, kind) of ops with no FLOP formula, most called first."""
+    agg: dict[str, list] = {}
+    for fc in r.flop_counts:
+        for u in fc.get("uncounted", []):
+            a = agg.setdefault(u["name"], [0, u.get("kind", "other")])
+            a[0] += u.get("calls", 0)
+    return sorted(((k, v[0], v[1]) for k, v in agg.items()), key=lambda x: -x[1])[:n]

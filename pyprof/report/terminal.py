@@ -1,0 +1,27 @@
+"""The rich terminal summary."""
+
+from __future__ import annotations
+
+import io
+
+from ..result import ProfileResult
+from .rows import summary_rows
+
+
+def render_terminal(r: ProfileResult, width: int = 120) -> str:
+    """Render the summary as a rich table and return it as text (print it, or log it)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"pyprof: {r.run.get('name', 'run')}" + (" [PARTIAL]" if r.partial else ""),
+                  show_lines=False, expand=False)
+    table.add_column("section", style="cyan", no_wrap=True)
+    table.add_column("metric")
+    table.add_column("value", overflow="fold")
+    last = None
+    for sec, k, v in summary_rows(r):
+        table.add_row(sec if sec != last else "", k, v)
+        last = sec
+    buf = io.StringIO()
+    Console(file=buf, width=width, force_terminal=False, color_system=None).print(table)
+    return buf.getvalue()

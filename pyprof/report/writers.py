@@ -1,0 +1,23 @@
+"""Write a result's reports into a folder, each file atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..result import ProfileResult
+from .atomic import atomic_write_text
+from .json_report import to_json
+from .markdown import render_markdown
+
+FORMATS = {"json": ("report.json", to_json), "md": ("report.md", render_markdown)}
+
+
+def write_reports(result: ProfileResult, out_dir: str | os.PathLike, formats=("json", "md")) -> list[Path]:
+    """Write ``report.json`` / ``report.md`` into ``out_dir``; returns the paths written."""
+    out = Path(out_dir)
+    paths = []
+    for fmt in formats:
+        name, render = FORMATS[fmt]
+        paths.append(atomic_write_text(out / name, render(result)))
+    return paths
