@@ -158,6 +158,10 @@ class Profile:
                 raise InvalidInputError(f"{n}={v!r} must be a finite number > 0")
         if isinstance(peak, (int, float)) and not isinstance(peak, bool) and not (0 < peak < float("inf")):
             raise InvalidInputError(f"peak={peak!r} must be a finite FLOP/s > 0, or a hardware name")
+        if isinstance(peak, str):
+            from .hardware.peaks import hardware_kind
+
+            hardware_kind(peak)  # an unknown name fails here, before training, with close matches in the message
         from .report import FORMATS
 
         bad = [f for f in report_formats if f not in FORMATS]

@@ -1,0 +1,127 @@
+"""The ``pyprof`` command line (typer): env, estimate, report, example.
+
+Tables go to stdout as rich tables; ``--json`` prints machine-readable JSON to stdout instead. Bad input exits with
+code 2 and a one-line error on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .estimate_cmd import estimate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="pyprof: measured FLOPs and utilization of training, reconciled with the 33% / 17% assumptions.")
+app.command("estimate", help="Method 1 / Method 2 training-compute estimates from your figures.")(estimate)
+
+
+def _err(msg: str, code: int = 2) -> None:
+    typer.echo(f"Error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command("env")
+def env_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,
+    measure: Annotated[bool, typer.Option("--measure-peaks", help="Also measure the CPU peak (about 2 s).")] = False,
+) -> None:
+    """What this machine has: extension, CUDA, CUPTI, NVML, GPUs, counter permission, CPU ISA, peaks."""
+    from ..env import collect_env
+    from ..report.format import si
+
+    env = collect_env(measure_peaks=measure)
+    if as_json:
+        typer.echo(json.dumps(env, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="pyprof env")
+    t.add_column("item", style="cyan")
+    t.add_column("value", overflow="fold")
+    t.add_row("pyprof / python", f"{env['pyprof_version']} / {env['python']}")
+    tv = env.get("torch", {})
+    t.add_row("torch", f"{tv.get('version')} (CUDA {tv.get('cuda')}, available: {tv.get('cuda_available')})")
+    ext = env["extension"]
+    t.add_row("native core pyprof._C", "loaded" if ext["pyprof._C"] else f"missing: {ext['reason']}")
+    c = env["cuda"]
+    if c["built"]:
+        p = c.get("probe", {})
+        t.add_row("CUDA part pyprof._C_cuda", f"built; runtime {p.get('runtime_version')}, driver "
+                  f"{p.get('driver_version') or 'none'}, CUPTI {p.get('cupti_version')}; status: {p.get('status')}")
+        for d in p.get("devices", []) or []:
+            t.add_row(f"GPU {d['index']}", f"{d['name']} sm_{d['compute_capability'][0]}{d['compute_capability'][1]}, "
+                      f"{d['sm_count']} SMs, {d['sm_clock_khz'] / 1e6:.2f} GHz")
+    else:
+        t.add_row("CUDA part pyprof._C_cuda", f"not available: {c['reason']}")
+    n = env["nvml"]
+    t.add_row("NVML", f"driver {n['driver_version']}, {len(n['gpus'])} GPU(s)" if n.get("available") else n["reason"])
+    perm = env["gpu_counter_permission"]
+    t.add_row("GPU counter permission", str(perm.get("RmProfilingAdminOnly")) + " " + (perm.get("fix") or perm.get("reason", "")))
+    cpu = env.get("cpu", {})
+    if "best_isa" in cpu:
+        t.add_row("CPU", f"{cpu['model_name']} ({cpu['vendor']}), {cpu['logical_cpus']} CPUs, ISA {', '.join(cpu['isas'])}")
+    cc = env.get("cpu_counters", {})
+    t.add_row("CPU FP counters", "available: " + ", ".join(cc.get("events", [])) if cc.get("available") else
+              f"unavailable: {cc.get('reason')}")
+    for prec, pk in env.get("cpu_peaks", {}).items():
+        line = f"theoretical {si(pk['theoretical_flops_per_s'], 'FLOP/s')} ({pk['derivation']})"
+        m = pk.get("measured")
+        if m and "measured_flops_per_s" in m:
+            line += (f"; measured {si(m['measured_flops_per_s'], 'FLOP/s')} (median "
+                     f"{si(m['measured_median_flops_per_s'], 'FLOP/s')}), ratio {m['measured_over_theoretical']:.2f}")
+        t.add_row(f"CPU peak {prec}", line)
+    Console().print(t)
+
+
+@app.command("report")
+def report_cmd(
+    file: Annotated[Path, typer.Argument(help="A report.json written by pyprof.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="terminal, md or json")] = "terminal",
+) -> None:
+    """Render a saved report."""
+    from ..errors import ReportError
+    from ..report import read_report, render_markdown, render_terminal, to_json
+
+    if fmt not in ("terminal", "md", "json"):
+        _err(f"--format {fmt!r} unknown: use terminal, md or json")
+    try:
+        r = read_report(file)
+    except ReportError as e:
+        _err(str(e))
+    render = {"terminal": render_terminal, "md": render_markdown, "json": to_json}[fmt]
+    sys.stdout.write(render(r))
+
+
+@app.command("example")
+def example_cmd(
+    model: Annotated[str, typer.Option(help="cnn or mlp")] = "cnn",
+    steps: Annotated[int, typer.Option(min=1, help="Recorded steps.")] = 20,
+    warmup: Annotated[int, typer.Option(min=0, help="Warm-up steps (analytic counting happens here).")] = 2,
+    batch: Annotated[int, typer.Option(min=1)] = 64,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for report.json and report.md.")] = Path("pyprof-report"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report to stdout.")] = False,
+) -> None:
+    """Profile a built-in example training loop on this machine and write its report."""
+    from ..examples import run_example
+    from ..report import render_terminal, to_json
+
+    if model not in ("cnn", "mlp"):
+        _err(f"--model {model!r} unknown: use cnn or mlp")
+    r = run_example(model, batch=batch, steps=steps, warmup=warmup, output_dir=str(out) if out else None)
+    if as_json:
+        sys.stdout.write(to_json(r))
+    else:
+        sys.stdout.write(render_terminal(r))
+        if out:
+            typer.echo(f"report written to {out}/report.json and {out}/report.md", err=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
