@@ -55,6 +55,11 @@ PYBIND11_MODULE(_C, m) {
       py::arg("precision") = "fp32", py::arg("isa") = "auto", py::arg("threads") = 0, py::arg("min_time_s") = 0.2,
       py::arg("repeats") = 3, "Achievable FLOP/s from FMA chains, one thread per allowed CPU (threads=0).");
 
+  cpu.def("measure_clock_hz", [](double min_time_s, int repeats) {
+    py::gil_scoped_release release;
+    return measure_clock_hz(min_time_s, repeats);
+  }, py::arg("min_time_s") = 0.05, py::arg("repeats") = 3,
+     "Clock of one core as it runs now (dependent integer-add chain: one add per cycle).");
   cpu.def("fp_events", [](const std::string& vendor) {
     py::list out;
     for (const auto& e : fp_events(vendor)) {

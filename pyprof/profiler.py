@@ -527,8 +527,10 @@ class Profile:
                 pass
         return "fp32"
 
-    def _peaks(self, final: bool) -> tuple[PeakReport | None, PeakReport | None, list[str]]:
+    def _peaks(self, final: bool) -> tuple[PeakReport | None, PeakReport | None, list[PeakReport], list[str]]:
+        """(spec or theoretical peak, measured peak, further peaks worth showing, notes)."""
         notes: list[str] = []
+        extra_peaks: list[PeakReport] = []
         prec = self._precision()
         spec = measured = None
         dev = self._device
@@ -553,6 +555,11 @@ class Profile:
                 try:
                     p = cpu.measure_peak(cpu_prec)
                     self._cpu_peaks.setdefault("measured", {})[cpu_prec] = p.to_dict()
+                    if p.theoretical_at_observed_clock_flops_per_s:
+                        extra_peaks.append(PeakReport(
+                            p.theoretical_at_observed_clock_flops_per_s, "theoretical at observed clock", cpu_prec,
+                            f"{info_cores()} cores x {p.observed_clock_hz / 1e9:.2f} GHz (measured clock) x FLOP/cycle "
+                            f"of {p.isa}"))
                     measured = PeakReport(p.measured_flops_per_s, "measured", cpu_prec,
                                           f"pyprof FMA-chain microkernel ({p.isa}, {p.threads} threads, best of "
                                           f"{len(p.runs_flops_per_s)}; median {p.measured_median_flops_per_s / 1e9:.1f} GFLOP/s)")
@@ -560,7 +567,7 @@ class Profile:
                     notes.append(f"measuring the CPU peak failed: {e}")
         elif spec is None:
             notes.append("no peak for this device: pass peak='<hardware name>' or peak=<FLOP/s> for utilization")
-        return spec, measured, notes
+        return spec, measured, extra_peaks, notes
 
     def _build_result(self, final: bool, partial_reason: str | None) -> ProfileResult:
         from . import __version__
@@ -578,7 +585,7 @@ class Profile:
         notes = list(self._notes)
         rec = None
         try:
-            spec, measured, pnotes = self._peaks(final)
+            spec, measured, extra_peaks, pnotes = self._peaks(final)
             notes += pnotes
             kind = self._device.kind if self._device else "cpu"
             assumed = ASSUMED_UTILIZATION_CPU if kind == "cpu" else ASSUMED_UTILIZATION_GPU
@@ -587,6 +594,7 @@ class Profile:
                 rec = reconcile(totals, spec_peak=spec, measured_peak=measured, assumed_utilization=assumed,
                                 assumed_utilization_source=src, recomputation=self.recomputation,
                                 training_examples=self.training_examples, training_epochs=self.training_epochs)
+                rec.peaks += extra_peaks
         except Exception as e:
             notes.append(f"reconciliation failed: {e}")
         import torch
@@ -634,6 +642,12 @@ class Profile:
         except Exception as e:
             warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=3)
         self._last_save = time.monotonic()
+
+
+def info_cores() -> int:
+    from .hardware.cpu import cpu_info
+
+    return cpu_info().logical_cpus
 
 
 def _schema_version() -> str:

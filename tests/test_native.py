@@ -57,6 +57,20 @@ def test_measured_fp32_peak_is_close_to_theoretical():
     assert p.measured_flops_per_s >= p.measured_median_flops_per_s
 
 
+def test_measured_clock_is_a_plausible_cpu_clock():
+    # An `add $1, reg` chain read 21 GHz here (the renamer folds immediate adds); register adds read ~3.7 GHz.
+    hz = load_core().cpu.measure_clock_hz(0.02, 2)
+    assert 0.5e9 < hz < 6.5e9
+
+
+@pytest.mark.slow
+def test_measured_peak_matches_theoretical_at_the_observed_clock():
+    p = cpu.measure_peak("fp32")
+    # 2 FMA units assumed: at the clock actually running, measured / theoretical read 0.90-0.99 on this VM.
+    # A machine with one 512-bit FMA unit would read about 0.5 and fail here: then fma_units_assumed is wrong.
+    assert 0.6 < p.measured_over_theoretical_at_observed_clock < 1.2, p
+
+
 @pytest.mark.slow
 def test_fp64_peak_is_about_half_of_fp32():
     f32 = cpu.measure_peak("fp32").measured_flops_per_s

@@ -32,4 +32,9 @@ std::vector<std::string> supported_isas();
 PeakResult measure_peak(const std::string& precision, const std::string& isa, int threads, double min_time_s,
                         int repeats);
 
+// Clock of one core as it runs now, in Hz: a chain of dependent integer adds retires one add per cycle on every x86
+// core pyprof targets, so adds / second = cycles / second. Turbo and VM-hidden clocks show up here, not in
+// /proc/cpuinfo. Best of `repeats` runs of at least min_time_s each.
+double measure_clock_hz(double min_time_s, int repeats);
+
 }  // namespace pyprof::cpu

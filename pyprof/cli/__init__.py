@@ -74,7 +74,10 @@ def env_cmd(
         m = pk.get("measured")
         if m and "measured_flops_per_s" in m:
             line += (f"; measured {si(m['measured_flops_per_s'], 'FLOP/s')} (median "
-                     f"{si(m['measured_median_flops_per_s'], 'FLOP/s')}), ratio {m['measured_over_theoretical']:.2f}")
+                     f"{si(m['measured_median_flops_per_s'], 'FLOP/s')}), ratio {m['measured_over_theoretical']:.2f}; "
+                     f"observed clock {m['observed_clock_hz'] / 1e9:.2f} GHz -> theoretical "
+                     f"{si(m['theoretical_at_observed_clock_flops_per_s'], 'FLOP/s')}, ratio "
+                     f"{m['measured_over_theoretical_at_observed_clock']:.2f}")
         t.add_row(f"CPU peak {prec}", line)
     Console().print(t)
 

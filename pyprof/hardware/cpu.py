@@ -107,6 +107,8 @@ class CpuPeak:
     measured_flops_per_s: float        # best of the repeats: the achievable peak
     measured_median_flops_per_s: float
     runs_flops_per_s: list[float] = field(default_factory=list)
+    observed_clock_hz: float | None = None              # measured right after the peak run (integer-add chain)
+    theoretical_at_observed_clock_flops_per_s: float | None = None
 
     @property
     def measured_over_theoretical(self) -> float | None:
@@ -114,9 +116,16 @@ class CpuPeak:
             return None
         return self.measured_flops_per_s / self.theoretical_flops_per_s
 
+    @property
+    def measured_over_theoretical_at_observed_clock(self) -> float | None:
+        if not self.theoretical_at_observed_clock_flops_per_s:
+            return None
+        return self.measured_flops_per_s / self.theoretical_at_observed_clock_flops_per_s
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["measured_over_theoretical"] = self.measured_over_theoretical
+        d["measured_over_theoretical_at_observed_clock"] = self.measured_over_theoretical_at_observed_clock
         return d
 
 
@@ -147,8 +156,12 @@ def measure_peak(precision: str = "fp32", min_time_s: float = 0.2, repeats: int 
     """
     if precision not in ("fp32", "fp64"):
         raise ValueError(f"precision must be 'fp32' or 'fp64', got {precision!r}")
-    r = load_core().cpu.measure_peak(precision, isa, 0, float(min_time_s), int(repeats))
+    core = load_core()
+    r = core.cpu.measure_peak(precision, isa, 0, float(min_time_s), int(repeats))
+    clock = core.cpu.measure_clock_hz(0.05, 3)  # right after the FMA load, while the clocks are where it left them
     theo, how = theoretical_peak(precision)
+    info = cpu_info()
+    at_clock = info.logical_cpus * clock * flop_per_cycle(r["isa"], precision, info.fma_units_assumed)
     return CpuPeak(
         precision=precision,
         isa=r["isa"],
@@ -158,6 +171,8 @@ def measure_peak(precision: str = "fp32", min_time_s: float = 0.2, repeats: int 
         measured_flops_per_s=r["best_flops_per_s"],
         measured_median_flops_per_s=r["median_flops_per_s"],
         runs_flops_per_s=[run["flops_per_s"] for run in r["runs"]],
+        observed_clock_hz=clock,
+        theoretical_at_observed_clock_flops_per_s=at_clock,
     )
 
 

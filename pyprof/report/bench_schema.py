@@ -1,0 +1,203 @@
+"""The versioned JSON report of ``pyprof bench``: the one place that defines its schema, writes and reads it.
+
+A bench report is one JSON object with ``kind = "pyprof.bench"`` and ``schema_version``; its records are the
+dataclasses below (plain data). Numbers carry their unit in their name (``time_s``, ``flops_per_s``, ``bytes``);
+:data:`METRICS` lists the stable, path-like ids of the figures a report holds, with unit and description.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ReportError
+
+KIND = "pyprof.bench"
+#: Bump the major version when a field changes meaning or is removed; the minor when fields are added.
+SCHEMA_VERSION = "1.0"
+
+#: Stable metric ids: id -> (unit, description).
+METRICS: dict[str, tuple[str, str]] = {
+    "peak/spec/flops_per_s": ("FLOP/s", "vendor spec peak (GPU) or theoretical peak cores x clock x FLOP/cycle (CPU)"),
+    "peak/measured/flops_per_s": ("FLOP/s", "peak measured on this machine by pyprof's FMA microkernel (best of repeats)"),
+    "memory/bandwidth/bytes_per_s": ("B/s", "streaming triad bandwidth a = b + s*c, median of repeats"),
+    "micro/time_s/median": ("s", "median time of one call over timed repeats after warm-up"),
+    "micro/flops": ("FLOP", "analytic FLOPs of one call (2 per multiply-add)"),
+    "micro/bytes": ("B", "minimal memory traffic of one call: inputs read once, output written once"),
+    "micro/achieved/flops_per_s": ("FLOP/s", "flops / time_s_median"),
+    "micro/roofline/bound_flops_per_s": ("FLOP/s", "min(measured peak, intensity x bandwidth)"),
+    "micro/utilization_vs_peak": ("1", "achieved / peak of the same kind as the workloads use"),
+    "micro/fraction_of_roofline": ("1", "achieved / roofline bound"),
+    "workload/step_time_s/median": ("s", "median wall time of the timed (not counted) training steps"),
+    "workload/flops_per_step": ("FLOP", "analytic FLOPs of one training step (forward + backward + optimizer)"),
+    "workload/achieved/flops_per_s": ("FLOP/s", "analytic FLOPs of the timed steps / their wall time"),
+    "workload/utilization_vs_spec": ("1", "achieved / spec (GPU) or theoretical (CPU) peak: what Method 2 assumes"),
+    "workload/utilization_vs_measured": ("1", "achieved / measured peak"),
+    "workload/error_factor": ("1", "max(assumed/measured, measured/assumed) for utilization_vs_spec"),
+    "workload/kernel_time_s": ("s", "time by kernel class (gemm, conv, attention, elementwise, other) in one traced step"),
+}
+
+#: Kernel classes of the time breakdown, in display order.
+KERNEL_CLASSES = ("gemm", "conv", "attention", "elementwise", "other")
+
+
+@dataclass
+class MicroResult:
+    """One microbenchmark: an operator at one shape and dtype."""
+
+    id: str                       # stable, path-like: "gemm/fp32/1024x1024x1024"
+    family: str                   # gemm, conv, attention, elementwise
+    name: str
+    dtype: str
+    shape: str
+    status: str = "ok"            # ok, skipped, failed
+    reason: str = ""
+    flops: float | None = None
+    flops_dense: float | None = None   # attention: the dense count, where flops is the effective (causal) one
+    bytes: float | None = None
+    time_s_median: float | None = None
+    time_s_min: float | None = None
+    repeats: int = 0
+    achieved_flops_per_s: float | None = None
+    achieved_bytes_per_s: float | None = None
+    intensity_flop_per_byte: float | None = None
+    peak_flops_per_s: float | None = None
+    peak_kind: str = ""
+    roofline_bound_flops_per_s: float | None = None
+    bound: str = ""               # "compute" or "memory": which roof is lower at this intensity
+    utilization_vs_peak: float | None = None
+    fraction_of_roofline: float | None = None
+
+
+@dataclass
+class WorkloadResult:
+    """One training-step workload: a model trained for a few steps under ``pyprof.profile()``."""
+
+    id: str
+    name: str
+    family: str                   # cnn, transformer, rnn, framework-agnostic
+    status: str = "ok"            # ok, skipped, failed
+    reason: str = ""
+    source: str = ""              # where the model definition comes from (torchvision, bench/models, cupy)
+    config: dict[str, Any] = field(default_factory=dict)
+    params: int | None = None
+    steps_timed: int = 0
+    step_time_s_median: float | None = None
+    step_time_s_min: float | None = None
+    step_time_s_max: float | None = None
+    examples_per_s: float | None = None
+    flops_per_step: float | None = None
+    achieved_flops_per_s: float | None = None
+    peak_spec_flops_per_s: float | None = None
+    peak_measured_flops_per_s: float | None = None
+    utilization_vs_spec: float | None = None
+    utilization_vs_measured: float | None = None
+    assumed_utilization: float | None = None
+    error_factor: float | None = None
+    error_direction: str = ""
+    error_factor_vs_measured: float | None = None
+    step_utilization_vs_spec: list[float | None] = field(default_factory=list)  # per timed step, in order
+    kernel_time_s: dict[str, float] = field(default_factory=dict)              # by KERNEL_CLASSES, one traced step
+    kernel_source: str = ""
+    wall_time_s: float | None = None           # the whole workload, building the model included
+    profile: dict[str, Any] | None = None      # summary of the embedded pyprof.profile() result
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BenchReport:
+    """A whole ``pyprof bench`` run."""
+
+    run: dict[str, Any]
+    device: dict[str, Any]
+    sources: dict[str, str]
+    peaks: dict[str, Any]
+    assumed_utilization: float
+    assumed_utilization_source: str
+    throttle: dict[str, Any]
+    microbenchmarks: list[MicroResult] = field(default_factory=list)
+    workloads: list[WorkloadResult] = field(default_factory=list)
+    trace: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    kind: str = KIND
+    schema_version: str = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        out = {"kind": d.pop("kind"), "schema_version": d.pop("schema_version"), **d}
+        out["metrics"] = {k: {"unit": u, "description": s} for k, (u, s) in METRICS.items()}
+        return _clean(out)
+
+
+def _clean(x: Any) -> Any:
+    # JSON has no NaN/inf: write them as null rather than emit invalid JSON.
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def to_bench_json(report: BenchReport | dict[str, Any]) -> str:
+    """Serialize a bench report (dataclass or its dict) as JSON text."""
+    d = report.to_dict() if isinstance(report, BenchReport) else _clean(report)
+    return json.dumps(d, indent=1, allow_nan=False) + "\n"
+
+
+def check_bench_dict(d: Any, where: str = "report") -> dict[str, Any]:
+    """Validate a parsed bench report and return it.
+
+    Raises:
+        ReportError: not a bench report, an unreadable major version, or a required field missing.
+    """
+    if not isinstance(d, dict) or d.get("kind") != KIND or "schema_version" not in d:
+        raise ReportError(f"{where} is JSON but not a pyprof bench report (no kind='{KIND}' / schema_version)")
+    version = str(d["schema_version"])
+    major = version.partition(".")[0]
+    if major != SCHEMA_VERSION.partition(".")[0]:
+        raise ReportError(f"{where} has bench schema version {version}, this pyprof reads {SCHEMA_VERSION}: "
+                          f"use a pyprof release that writes {major}.x to read it")
+    if version != SCHEMA_VERSION:
+        warnings.warn(f"{where}: bench schema version {version} differs from this pyprof's {SCHEMA_VERSION}; "
+                      "fields added since may be ignored", UserWarning, stacklevel=3)
+    missing = [k for k in ("run", "device", "peaks", "workloads", "microbenchmarks") if k not in d]
+    if missing:
+        raise ReportError(f"{where} is a pyprof bench report but lacks {missing}; it may have been edited by hand: "
+                          "re-run `pyprof bench`")
+    return d
+
+
+def read_json_any(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a pyprof JSON report of any kind as a dict (``kind`` says which).
+
+    Raises:
+        ReportError: missing file or invalid JSON.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ReportError(f"report file {p} does not exist: pass the path of a report.json written by pyprof "
+                          "(`pyprof bench --out DIR` or `pyprof example --out DIR` write DIR/report.json)")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReportError(f"report file {p} is not valid JSON ({e}); it may be truncated or not a pyprof report: "
+                          "re-run to write it again") from e
+    if not isinstance(d, dict):
+        raise ReportError(f"{p} is JSON but not a pyprof report (not an object)")
+    return d
+
+
+def read_bench_report(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a ``pyprof bench`` report.json.
+
+    Raises:
+        ReportError: see :func:`check_bench_dict` and :func:`read_json_any`.
+    """
+    return check_bench_dict(read_json_any(path), str(path))
