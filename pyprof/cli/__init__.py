@@ -14,10 +14,13 @@ from typing import Annotated, Optional
 import typer
 
 from .estimate_cmd import estimate
+from .run_cmd import run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pyprof: measured FLOPs and utilization of training, reconciled with the 33% / 17% assumptions.")
 app.command("estimate", help="Method 1 / Method 2 training-compute estimates from your figures.")(estimate)
+app.command("run", help="Profile a whole training script without editing it: pyprof run [options] -- python train.py args",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
 
 
 def _err(msg: str, code: int = 2) -> None:
