@@ -10,7 +10,13 @@ from .atomic import atomic_write_text
 from .json_report import to_json
 from .markdown import render_markdown
 
-FORMATS = {"json": ("report.json", to_json), "md": ("report.md", render_markdown)}
+def _render_html(result: ProfileResult) -> str:
+    from .html import render_profile_html  # jinja2 + matplotlib load only when HTML is asked for
+
+    return render_profile_html(result)
+
+
+FORMATS = {"json": ("report.json", to_json), "md": ("report.md", render_markdown), "html": ("report.html", _render_html)}
 
 
 def write_reports(result: ProfileResult, out_dir: str | os.PathLike, formats=("json", "md")) -> list[Path]:
