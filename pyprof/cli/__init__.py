@@ -14,11 +14,17 @@ from typing import Annotated, Optional
 import typer
 
 from .estimate_cmd import estimate
+from ..bench_cli import bench
+from .efficiency_cmd import estimate_interval
 from .run_cmd import run
+from .trend_cmd import trend
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pyprof: measured FLOPs and utilization of training, reconciled with the 33% / 17% assumptions.")
 app.command("estimate", help="Method 1 / Method 2 training-compute estimates from your figures.")(estimate)
+app.command("bench", help="Benchmark suite: measured utilization per workload vs the 33% / 17% assumptions.")(bench)
+app.command("trend", help="Doubling/halving time of training compute (AI and compute, AI and efficiency, or your CSV).")(trend)
+app.command("estimate-interval", help="Method 2 with an uncertainty interval from a utilization prior.")(estimate_interval)
 app.command("run", help="Profile a whole training script without editing it: pyprof run [options] -- python train.py args",
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
 
@@ -87,21 +93,19 @@ def env_cmd(
 
 @app.command("report")
 def report_cmd(
-    file: Annotated[Path, typer.Argument(help="A report.json written by pyprof.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="terminal, md or json")] = "terminal",
+    file: Annotated[Path, typer.Argument(help="A report.json written by pyprof (profile, bench or job report).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="terminal, md, html or json")] = "terminal",
 ) -> None:
-    """Render a saved report."""
+    """Render a saved report (a pyprof.profile() report, a `pyprof bench` report or a multi-rank job report)."""
     from ..errors import ReportError
-    from ..report import read_report, render_markdown, render_terminal, to_json
+    from ..report.html import render_any
 
-    if fmt not in ("terminal", "md", "json"):
-        _err(f"--format {fmt!r} unknown: use terminal, md or json")
+    if fmt not in ("terminal", "md", "html", "json"):
+        _err(f"--format {fmt!r} unknown: use terminal, md, html or json")
     try:
-        r = read_report(file)
+        sys.stdout.write(render_any(file, fmt))
     except ReportError as e:
         _err(str(e))
-    render = {"terminal": render_terminal, "md": render_markdown, "json": to_json}[fmt]
-    sys.stdout.write(render(r))
 
 
 @app.command("example")

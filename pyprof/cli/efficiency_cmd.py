@@ -1,0 +1,107 @@
+"""`pyprof estimate-interval`: Method 2 with an uncertainty interval from a utilization prior.
+
+The function :func:`estimate_interval` is registered by the CLI package with
+``app.command("estimate-interval")(estimate_interval)``.
+
+Examples::
+
+    pyprof estimate-interval --hardware "GTX 580 (AI and compute)" --count 2 --days 5.5
+    pyprof estimate-interval --hardware "GTX 580 (AI and compute)" --count 2 --days 5.5 --prior published_assumption
+    pyprof estimate-interval --hardware "H100 SXM5" --precision bf16 --count 512 --days 30 --published-before 2024-01-01
+    pyprof estimate-interval --peak-tflops 2.0 --device-kind cpu --days 3 --prior measured --report runs/ --json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pyprof.errors import PyprofError
+
+__all__ = ["estimate_interval"]
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code=EXIT_BAD_INPUT)
+
+
+def estimate_interval(
+    hardware: Annotated[Optional[str], typer.Option("--hardware", help="Hardware name (see estimate --list-hardware).")]
+    = None,
+    peak_tflops: Annotated[Optional[float], typer.Option(
+        "--peak-tflops", help="Peak per device in TFLOP/s (overrides the database).")] = None,
+    count: Annotated[int, typer.Option("--count", help="Number of devices.")] = 1,
+    days: Annotated[Optional[float], typer.Option("--days", help="Training days.")] = None,
+    prior: Annotated[str, typer.Option(
+        "--prior", help="published_assumption (33%/17%, a point), published_evidence, or measured.")]
+    = "published_evidence",
+    device_kind: Annotated[Optional[str], typer.Option(
+        "--device-kind", help="gpu, tpu or cpu (default: the hardware's kind, else gpu).")] = None,
+    report: Annotated[Optional[list[Path]], typer.Option(
+        "--report", help="measured prior: a pyprof report.json or a folder of them (repeatable).")] = None,
+    device_name: Annotated[Optional[str], typer.Option(
+        "--device-name", help="measured prior: keep reports whose device name contains this.")] = None,
+    workload: Annotated[Optional[str], typer.Option(
+        "--workload", help="measured prior: keep reports whose run name contains this.")] = None,
+    published_before: Annotated[Optional[str], typer.Option(
+        "--published-before", help="published_evidence: only runs published before this date (YYYY-MM-DD).")]
+    = None,
+    spread: Annotated[str, typer.Option(
+        "--spread", help="published_assumption: 'point' (no interval) or 'evidence' (borrow the evidence's spread).")]
+    = "point",
+    level: Annotated[float, typer.Option("--level", help="Probability inside the interval, e.g. 0.9.")] = 0.9,
+    precision: Annotated[str, typer.Option("--precision", help="Precision of the peak.")] = "fp32",
+    clock: Annotated[Optional[str], typer.Option("--clock", help="'boost' or 'base' where both are stored.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Method 2 (devices x peak x days x utilization) with a low / median / high interval over utilization."""
+    from pyprof.hardware import peaks
+    from pyprof.uncertainty import method2_interval, utilization_prior
+
+    try:
+        if days is None:
+            raise PyprofError("--days is required (wall-clock training days, e.g. 5.5)")
+        if hardware is None and peak_tflops is None:
+            raise PyprofError("give --hardware NAME or --peak-tflops T (TFLOP/s per device)")
+        peak = None
+        if peak_tflops is not None:
+            if not math.isfinite(peak_tflops) or peak_tflops <= 0 or peak_tflops > 1e5:
+                raise PyprofError(f"--peak-tflops {peak_tflops:g} must be a positive TFLOP/s figure per device "
+                                  "(e.g. 1.58 for a GTX 580), not FLOP/s")
+            peak = peak_tflops * 1e12
+        dk = device_kind or (peaks.hardware_kind(hardware) if hardware else "gpu")
+        pr = utilization_prior(prior, dk, report or (), published_before=published_before,
+                               device_name=device_name, workload=workload, spread=spread)
+        iv = method2_interval(hardware=hardware, peak_flops_per_s=peak, count=count, days=days, prior=pr,
+                              level=level, precision=precision, clock=clock)
+    except PyprofError as exc:
+        _fail(str(exc))
+        return
+    if json_out:
+        typer.echo(json.dumps(iv.to_dict(), indent=2, default=str))
+        return
+    console = Console(file=sys.stdout)
+    t = Table(title=f"Method 2 with a utilization prior ({iv.prior.kind})")
+    for col in ("", "utilization", "FLOP", "pfs-days", "tfs-days"):
+        t.add_column(col, justify="left" if not col else "right")
+    lo, mid, hi = iv.flop
+    names = (f"low ({(1 - level) / 2:.0%})", "median", f"high ({(1 + level) / 2:.0%})")
+    for name, e in zip(names, (iv.low, iv.median, iv.high)):
+        t.add_row(name, f"{e.inputs['utilization']:.3g}", f"{e.flop:.4g}", f"{e.pfs_days:.4g}", f"{e.tfs_days:.4g}")
+    console.print(t)
+    console.print(f"formula (median): {iv.median.formula}", highlight=False)
+    console.print(f"prior: {iv.prior.source}", highlight=False)
+    if iv.is_point:
+        console.print("the prior has no spread: this is a point estimate, not an interval", highlight=False)
+    for n in iv.notes:
+        console.print(f"note: {n}", highlight=False)
