@@ -160,9 +160,9 @@ def build_payload(result: ProfileResult, *, rank: int = 0, world_size: int = 1) 
 
 def encode_payload(payload: dict[str, Any]) -> bytes:
     """JSON (compact, NaN/inf as null) + zlib level 6."""
-    from .report.json_report import _clean
+    from .report.json_report import json_safe
 
-    return zlib.compress(json.dumps(_clean(payload), separators=(",", ":"), allow_nan=False).encode("utf-8"), 6)
+    return zlib.compress(json.dumps(json_safe(payload), separators=(",", ":"), allow_nan=False).encode("utf-8"), 6)
 
 
 def decode_payload(data: bytes) -> dict[str, Any]:
@@ -220,9 +220,9 @@ class JobReport:
         return {"kind": JOB_KIND, **d}
 
     def to_json(self) -> str:
-        from .report.json_report import _clean
+        from .report.json_report import json_safe
 
-        return json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False) + "\n"
+        return json.dumps(json_safe(self.to_dict()), indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JobReport:
@@ -289,14 +289,11 @@ def read_job_report(path: str | os.PathLike) -> JobReport:
     Raises:
         ReportError: missing, not JSON, not a job report, or an unreadable schema major version.
     """
+    from .report.json_report import read_json_any
+
     p = Path(path)
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ReportError(f"job report {p} does not exist: rank 0 writes it to aggregate(output_dir=...)") from e
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ReportError(f"job report {p} is not valid JSON ({e}): re-run the job to write it again") from e
-    if not isinstance(d, dict) or d.get("kind") != JOB_KIND:
+    d = read_json_any(p)  # missing file or invalid JSON: a ReportError that says so
+    if d.get("kind") != JOB_KIND:
         raise ReportError(f"{p} is not a pyprof job report (no kind='{JOB_KIND}'); a single-process report reads "
                           "with pyprof.read_report")
     if str(d.get("schema_version", "")).partition(".")[0] != JOB_SCHEMA_VERSION.partition(".")[0]:

@@ -8,14 +8,13 @@ dataclasses below (plain data). Numbers carry their unit in their name (``time_s
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import ReportError
+from .json_report import json_safe, read_json_any  # noqa: F401  (read_json_any re-exported)
 
 KIND = "pyprof.bench"
 #: Bump the major version when a field changes meaning or is removed; the minor when fields are added.
@@ -131,23 +130,12 @@ class BenchReport:
         d = asdict(self)
         out = {"kind": d.pop("kind"), "schema_version": d.pop("schema_version"), **d}
         out["metrics"] = {k: {"unit": u, "description": s} for k, (u, s) in METRICS.items()}
-        return _clean(out)
-
-
-def _clean(x: Any) -> Any:
-    # JSON has no NaN/inf: write them as null rather than emit invalid JSON.
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
+        return json_safe(out)
 
 
 def to_bench_json(report: BenchReport | dict[str, Any]) -> str:
     """Serialize a bench report (dataclass or its dict) as JSON text."""
-    d = report.to_dict() if isinstance(report, BenchReport) else _clean(report)
+    d = report.to_dict() if isinstance(report, BenchReport) else json_safe(report)
     return json.dumps(d, indent=1, allow_nan=False) + "\n"
 
 
@@ -171,26 +159,6 @@ def check_bench_dict(d: Any, where: str = "report") -> dict[str, Any]:
     if missing:
         raise ReportError(f"{where} is a pyprof bench report but lacks {missing}; it may have been edited by hand: "
                           "re-run `pyprof bench`")
-    return d
-
-
-def read_json_any(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a pyprof JSON report of any kind as a dict (``kind`` says which).
-
-    Raises:
-        ReportError: missing file or invalid JSON.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise ReportError(f"report file {p} does not exist: pass the path of a report.json written by pyprof "
-                          "(`pyprof bench --out DIR` or `pyprof example --out DIR` write DIR/report.json)")
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ReportError(f"report file {p} is not valid JSON ({e}); it may be truncated or not a pyprof report: "
-                          "re-run to write it again") from e
-    if not isinstance(d, dict):
-        raise ReportError(f"{p} is JSON but not a pyprof report (not an object)")
     return d
 
 

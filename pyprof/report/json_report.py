@@ -17,14 +17,14 @@ SCHEMA_VERSION = "1.0"
 KIND = "pyprof.profile"
 
 
-def _clean(x: Any) -> Any:
-    # JSON has no NaN/inf; write them as null rather than emit invalid JSON.
+def json_safe(x: Any) -> Any:
+    """Nested dicts/lists with NaN and inf replaced by None (JSON has neither) and keys made strings."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 
@@ -32,7 +32,27 @@ def to_json(result: ProfileResult) -> str:
     """Serialize a result as the versioned JSON report."""
     d = result.to_dict()
     d = {"kind": KIND, **d}
-    return json.dumps(_clean(d), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return json.dumps(json_safe(d), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def read_json_any(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a pyprof JSON report of any kind as a dict (``kind`` says which).
+
+    Raises:
+        ReportError: missing file or invalid JSON.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ReportError(f"report file {p} does not exist: pass the path of a report.json written by pyprof "
+                          "(`pyprof bench --out DIR` or `pyprof example --out DIR` write DIR/report.json)")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReportError(f"report file {p} is not valid JSON ({e}); it may be truncated or not a pyprof report: "
+                          "re-run to write it again") from e
+    if not isinstance(d, dict):
+        raise ReportError(f"{p} is JSON but not a pyprof report (not an object)")
+    return d
 
 
 def read_report(path: str | os.PathLike) -> ProfileResult:
@@ -43,15 +63,8 @@ def read_report(path: str | os.PathLike) -> ProfileResult:
             major version. A newer minor version reads with a warning.
     """
     p = Path(path)
-    if not p.exists():
-        raise ReportError(f"report file {p} does not exist: pass the path of a report.json written by pyprof "
-                          "(`pyprof example --out DIR` writes DIR/report.json)")
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ReportError(f"report file {p} is not valid JSON ({e}); it may be truncated or not a pyprof report: "
-                          "re-run the profile to write it again") from e
-    if not isinstance(d, dict) or d.get("kind") != KIND or "schema_version" not in d:
+    d = read_json_any(p)
+    if d.get("kind") != KIND or "schema_version" not in d:
         raise ReportError(f"{p} is JSON but not a pyprof profile report (no kind='{KIND}' / schema_version)")
     version = str(d["schema_version"])
     major, _, _minor = version.partition(".")
