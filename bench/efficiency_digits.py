@@ -3,6 +3,7 @@
     python -m bench.efficiency_digits                      # table on stdout
     python -m bench.efficiency_digits --json               # JSON on stdout
     python -m bench.efficiency_digits --plot curves.svg    # also the FLOPs-based learning curves
+    python -m bench.efficiency_digits --out DIR            # report.json + report.md with the curves (curves.svg)
 
 Data: scikit-learn's 8x8 digits (1,797 images shipped inside the package; no download), pixels scaled to [0, 1], a
 fixed 1,437 / 360 train / test split. Runs: A = a small CNN (the baseline), B = an MLP. Both train with SGD
@@ -224,6 +225,30 @@ def format_result(r: DigitsEfficiency) -> str:
     return "\n".join(lines)
 
 
+def write_report(r: DigitsEfficiency, out_dir: str) -> list[str]:
+    """Write the run as a report folder: ``report.json`` (every figure), ``curves.svg`` (the FLOPs-based learning
+    curves of both runs in one figure, log compute on x) and ``report.md`` (the table with the figure embedded).
+    Each file is written atomically."""
+    import io
+    from pathlib import Path
+
+    from pyprof.efficiency import plot_learning_curves
+    from pyprof.report import atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [str(atomic_write_text(out / "report.json", json.dumps(r.to_dict(), indent=2) + "\n"))]
+    svg_tmp = out / ".curves.tmp.svg"
+    plot_learning_curves(r.curves, str(svg_tmp), target=r.target, title="digits: test accuracy vs training FLOP")
+    paths.append(str(atomic_write_text(out / "curves.svg", svg_tmp.read_text(encoding="utf-8"))))
+    svg_tmp.unlink()
+    buf = io.StringIO()
+    buf.write("# Compute to target: digits, CNN (A) vs MLP (B)\n\n![FLOPs-based learning curves](curves.svg)\n\n```\n")
+    buf.write(format_result(r) + "\n```\n")
+    paths.append(str(atomic_write_text(out / "report.md", buf.getvalue())))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -233,9 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these tiny models)")
     ap.add_argument("--plot", default=None, help="write the learning curves (.svg/.png)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ap.add_argument("--out", default=None, help="write report.json, report.md and curves.svg into this folder")
     a = ap.parse_args(argv)
     r = run_digits_efficiency(target=a.target, epochs=a.epochs, seed=a.seed, threads=a.threads, plot=a.plot)
     sys.stdout.write(json.dumps(r.to_dict(), indent=2) + "\n" if a.json else format_result(r) + "\n")
+    if a.out:
+        print("report: " + ", ".join(write_report(r, a.out)), file=sys.stderr)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 
 import pytest
@@ -216,9 +218,14 @@ def test_plot_learning_curves_writes_svg(tmp_path):
 
 # ----------------------------------------------------------------------------- the digits example, end to end
 
-def test_digits_example_trains_two_models_to_the_target():
+def test_digits_example_trains_two_models_to_the_target(tmp_path):
     pytest.importorskip("sklearn")
-    from bench.efficiency_digits import closed_form_train_flops_per_example, format_result, run_digits_efficiency
+    from bench.efficiency_digits import (
+        closed_form_train_flops_per_example,
+        format_result,
+        run_digits_efficiency,
+        write_report,
+    )
 
     r = run_digits_efficiency(target=0.95, epochs=8, seed=0, threads=1)
     cnn, mlp = r.curves
@@ -241,3 +248,13 @@ def test_digits_example_trains_two_models_to_the_target():
     assert f.flops_per_epoch_factor == pytest.approx(132_864 / 10_112, rel=1e-9)
     assert f.total == pytest.approx(r.results[0].flops / r.results[1].flops)
     assert "efficiency factor" in format_result(r)
+    # the report folder: the learning curves of both runs in one figure, embedded in report.md, figures in JSON
+    if importlib.util.find_spec("matplotlib") is None:
+        pytest.skip("matplotlib not installed: the report's figure needs it")
+    write_report(r, str(tmp_path))
+    svg = (tmp_path / "curves.svg").read_text()
+    assert "<svg" in svg[:2000] and "cnn" in svg and "mlp" in svg
+    assert "![FLOPs-based learning curves](curves.svg)" in (tmp_path / "report.md").read_text()
+    back = json.loads((tmp_path / "report.json").read_text())
+    assert back == json.loads(json.dumps(r.to_dict()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.svg", "report.json", "report.md"]
