@@ -15,6 +15,7 @@ import typer
 
 from .estimate_cmd import estimate
 from ..bench_cli import bench
+from ._common import fail
 from .efficiency_cmd import estimate_interval
 from .run_cmd import run
 from .trend_cmd import trend
@@ -27,11 +28,6 @@ app.command("trend", help="Doubling/halving time of training compute (AI and com
 app.command("estimate-interval", help="Method 2 with an uncertainty interval from a utilization prior.")(estimate_interval)
 app.command("run", help="Profile a whole training script without editing it: pyprof run [options] -- python train.py args",
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
-
-
-def _err(msg: str, code: int = 2) -> None:
-    typer.echo(f"Error: {msg}", err=True)
-    raise typer.Exit(code)
 
 
 @app.command("env")
@@ -101,11 +97,11 @@ def report_cmd(
     from ..report.html import render_any
 
     if fmt not in ("terminal", "md", "html", "json"):
-        _err(f"--format {fmt!r} unknown: use terminal, md, html or json")
+        fail(f"--format {fmt!r} unknown: use terminal, md, html or json")
     try:
         sys.stdout.write(render_any(file, fmt))
     except ReportError as e:
-        _err(str(e))
+        fail(str(e))
 
 
 @app.command("example")
@@ -122,7 +118,7 @@ def example_cmd(
     from ..report import render_terminal, to_json
 
     if model not in ("cnn", "mlp"):
-        _err(f"--model {model!r} unknown: use cnn or mlp")
+        fail(f"--model {model!r} unknown: use cnn or mlp")
     r = run_example(model, batch=batch, steps=steps, warmup=warmup, output_dir=str(out) if out else None)
     if as_json:
         sys.stdout.write(to_json(r))

@@ -23,16 +23,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pyprof.cli._common import fail
 from pyprof.errors import PyprofError
 
 __all__ = ["estimate_interval"]
-
-EXIT_BAD_INPUT = 2
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=EXIT_BAD_INPUT)
 
 
 def estimate_interval(
@@ -85,7 +79,7 @@ def estimate_interval(
         iv = method2_interval(hardware=hardware, peak_flops_per_s=peak, count=count, days=days, prior=pr,
                               level=level, precision=precision, clock=clock)
     except PyprofError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if json_out:
         typer.echo(json.dumps(iv.to_dict(), indent=2, default=str))

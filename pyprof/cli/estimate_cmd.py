@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pyprof.cli._common import fail
 from pyprof.errors import PyprofError
 from pyprof.estimate import (
     Estimate,
@@ -38,17 +39,10 @@ from pyprof.hardware import peaks
 __all__ = ["estimate"]
 
 _METHODS = ("1", "2", "both", "auto")
-#: Exit code for bad input (same as click's usage errors).
-EXIT_BAD_INPUT = 2
 
 
 class _BadInput(Exception):
     pass
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=EXIT_BAD_INPUT)
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -196,7 +190,7 @@ def estimate(
             results.append(method2(hardware=hardware, peak_flops_per_s=peak, count=count, days=days,
                                    utilization=utilization, precision=precision, clock=clock))
     except (PyprofError, _BadInput) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
 
     comparison = _comparison(results[0], results[1]) if len(results) == 2 else None

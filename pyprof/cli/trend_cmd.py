@@ -23,16 +23,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pyprof.cli._common import fail
 from pyprof.errors import PyprofError
 
 __all__ = ["trend"]
-
-EXIT_BAD_INPUT = 2
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=EXIT_BAD_INPUT)
 
 
 def trend(
@@ -60,15 +54,15 @@ def trend(
         ds = load_dataset(dataset, series=series, include_all=include_all)
         fit = fit_doubling_time(ds, frontier=frontier, bootstrap=bootstrap, seed=seed, level=level)
     except PyprofError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if plot is not None:
         try:
             plot_trend(ds, fit, str(plot))
         except ImportError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         except (OSError, ValueError) as exc:
-            _fail(f"could not write the plot to {plot}: {exc}")
+            fail(f"could not write the plot to {plot}: {exc}")
     if json_out:
         out = {"dataset": ds.name, "series": ds.series, "unit": ds.unit, "points": ds.to_rows(),
                "excluded": list(ds.excluded), "notes": list(ds.notes), "fit": fit.to_dict(),
