@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import ReportError
-from .json_report import json_safe, read_json_any  # noqa: F401  (read_json_any re-exported)
+from .json_report import check_kind_and_version, json_safe, read_json_any  # noqa: F401  (read_json_any re-exported)
 
 KIND = "pyprof.bench"
 #: Bump the major version when a field changes meaning or is removed; the minor when fields are added.
@@ -145,16 +144,8 @@ def check_bench_dict(d: Any, where: str = "report") -> dict[str, Any]:
     Raises:
         ReportError: not a bench report, an unreadable major version, or a required field missing.
     """
-    if not isinstance(d, dict) or d.get("kind") != KIND or "schema_version" not in d:
-        raise ReportError(f"{where} is JSON but not a pyprof bench report (no kind='{KIND}' / schema_version)")
-    version = str(d["schema_version"])
-    major = version.partition(".")[0]
-    if major != SCHEMA_VERSION.partition(".")[0]:
-        raise ReportError(f"{where} has bench schema version {version}, this pyprof reads {SCHEMA_VERSION}: "
-                          f"use a pyprof release that writes {major}.x to read it")
-    if version != SCHEMA_VERSION:
-        warnings.warn(f"{where}: bench schema version {version} differs from this pyprof's {SCHEMA_VERSION}; "
-                      "fields added since may be ignored", UserWarning, stacklevel=3)
+    check_kind_and_version(d, kind=KIND, version=SCHEMA_VERSION, where=where, report="bench", schema="bench",
+                           stacklevel=4)
     missing = [k for k in ("run", "device", "peaks", "workloads", "microbenchmarks") if k not in d]
     if missing:
         raise ReportError(f"{where} is a pyprof bench report but lacks {missing}; it may have been edited by hand: "

@@ -55,6 +55,35 @@ def read_json_any(path: str | os.PathLike) -> dict[str, Any]:
     return d
 
 
+def check_kind_and_version(d: Any, *, kind: str, version: str, where: Any, report: str, schema: str,
+                           stacklevel: int = 3) -> None:
+    """Check a parsed report's ``kind`` and ``schema_version``: another kind or major version is an error, another
+    minor version a warning (fields added since may be ignored).
+
+    Args:
+        d: the parsed JSON.
+        kind: the expected ``kind``.
+        version: the schema version this pyprof writes.
+        where: the file, for the messages.
+        report: what the report is called in messages ("profile", "bench").
+        schema: what its schema is called in messages ("report", "bench").
+        stacklevel: for the minor-version warning, counted from this function.
+
+    Raises:
+        ReportError: not a dict of that kind, or an unreadable major version.
+    """
+    if not isinstance(d, dict) or d.get("kind") != kind or "schema_version" not in d:
+        raise ReportError(f"{where} is JSON but not a pyprof {report} report (no kind='{kind}' / schema_version)")
+    found = str(d["schema_version"])
+    major = found.partition(".")[0]
+    if major != version.partition(".")[0]:
+        raise ReportError(f"{where} has {schema} schema version {found}, this pyprof reads {version}: "
+                          f"use a pyprof release that writes {major}.x to read it")
+    if found != version:
+        warnings.warn(f"{where}: {schema} schema version {found} differs from this pyprof's {version}; "
+                      "fields added since may be ignored", UserWarning, stacklevel=stacklevel)
+
+
 def read_report(path: str | os.PathLike) -> ProfileResult:
     """Read a JSON report written by pyprof.
 
@@ -64,16 +93,7 @@ def read_report(path: str | os.PathLike) -> ProfileResult:
     """
     p = Path(path)
     d = read_json_any(p)
-    if d.get("kind") != KIND or "schema_version" not in d:
-        raise ReportError(f"{p} is JSON but not a pyprof profile report (no kind='{KIND}' / schema_version)")
-    version = str(d["schema_version"])
-    major, _, _minor = version.partition(".")
-    if major != SCHEMA_VERSION.partition(".")[0]:
-        raise ReportError(f"{p} has report schema version {version}, this pyprof reads {SCHEMA_VERSION}: "
-                          f"use a pyprof release that writes {major}.x to read it")
-    if version != SCHEMA_VERSION:
-        warnings.warn(f"{p}: report schema version {version} differs from this pyprof's {SCHEMA_VERSION}; "
-                      "fields added since may be ignored", UserWarning, stacklevel=2)
+    check_kind_and_version(d, kind=KIND, version=SCHEMA_VERSION, where=p, report="profile", schema="report")
     d.pop("kind", None)
     try:
         return ProfileResult.from_dict(d)
