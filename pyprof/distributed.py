@@ -458,44 +458,43 @@ def _gather_payloads(data: bytes, *, group: Any, timeout_s: float) -> tuple[list
     missing: dict[int, str] = {}
     deadline = t0 + timeout_s
     sizes = {r: torch.zeros(1, dtype=torch.int64, device=dev) for r in range(1, world)}
-    size_works = {}
-    for r in range(1, world):
-        try:
-            size_works[r] = dist.irecv(sizes[r], to_global(r), group=group, tag=GATHER_TAG)
-        except Exception as e:  # gloo fails at once here when the rank's connection is already closed
-            missing[r] = _waited_reason(e, timeout_s)
-    got: list[int] = []
-    for r, w in size_works.items():
-        left = max(0.001, deadline - time.monotonic())
-        try:
-            if w.wait(_dt.timedelta(seconds=left)) is False:
-                missing[r] = f"no payload within {timeout_s:g} s"
-            else:
-                got.append(r)
-        except Exception as e:
-            missing[r] = _waited_reason(e, timeout_s)
+
+    def post(bufs: dict[int, Any], tag: int) -> dict[int, Any]:
+        """One irecv per rank; a rank whose connection is already closed fails here at once (gloo)."""
+        works = {}
+        for r, b in bufs.items():
+            try:
+                works[r] = dist.irecv(b, to_global(r), group=group, tag=tag)
+            except Exception as e:
+                missing[r] = _waited_reason(e, timeout_s)
+        return works
+
+    def wait(works: dict[int, Any], until: float, late: str) -> list[int]:
+        """Wait on each receive until the deadline; returns the ranks that arrived, records the others."""
+        done = []
+        for r, w in works.items():
+            left = max(0.001, until - time.monotonic())
+            try:
+                if w.wait(_dt.timedelta(seconds=left)) is False:
+                    missing[r] = late
+                else:
+                    done.append(r)
+            except Exception as e:
+                missing[r] = _waited_reason(e, timeout_s)
+        return done
+
+    got = wait(post(sizes, GATHER_TAG), deadline, f"no payload within {timeout_s:g} s")
     # the payload follows its size at once; give it the time left, but at least a few seconds
     payload_deadline = max(deadline, time.monotonic() + min(timeout_s, 10.0))
-    bufs, works = {}, {}
+    bufs = {}
     for r in got:
         n = int(sizes[r].item())
         if not (0 < n <= 64 * 1024 * 1024):
             missing[r] = f"announced a payload of {n} bytes; expected 1 B to 64 MiB"
             continue
         bufs[r] = torch.empty(n, dtype=torch.uint8, device=dev)
-        try:
-            works[r] = dist.irecv(bufs[r], to_global(r), group=group, tag=GATHER_TAG + 1)
-        except Exception as e:
-            missing[r] = _waited_reason(e, timeout_s)
-    for r, w in works.items():
-        left = max(0.001, payload_deadline - time.monotonic())
-        try:
-            if w.wait(_dt.timedelta(seconds=left)) is False:
-                missing[r] = f"payload not complete within {timeout_s:g} s"
-            else:
-                out[r] = bytes(bufs[r].cpu().numpy().tobytes())
-        except Exception as e:
-            missing[r] = _waited_reason(e, timeout_s)
+    for r in wait(post(bufs, GATHER_TAG + 1), payload_deadline, f"payload not complete within {timeout_s:g} s"):
+        out[r] = bytes(bufs[r].cpu().numpy().tobytes())
     return out, missing, time.monotonic() - t0
 
 
