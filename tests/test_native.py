@@ -65,10 +65,18 @@ def test_measured_clock_is_a_plausible_cpu_clock():
 
 @pytest.mark.slow
 def test_measured_peak_matches_theoretical_at_the_observed_clock():
-    p = cpu.measure_peak("fp32")
     # 2 FMA units assumed: at the clock actually running, measured / theoretical read 0.90-0.99 on this VM.
     # A machine with one 512-bit FMA unit would read about 0.5 and fail here: then fma_units_assumed is wrong.
-    assert 0.6 < p.measured_over_theoretical_at_observed_clock < 1.2, p
+    # The clock probe runs on one thread and cannot see a neighbour taking the other vCPU, the two-thread FMA run
+    # can (one run right after the benchmark suite read 0.59): the achievable peak is the best of a few tries.
+    best = None
+    for min_time_s in (0.2, 0.3, 0.5):
+        p = cpu.measure_peak("fp32", min_time_s=min_time_s, repeats=5)
+        if best is None or p.measured_over_theoretical_at_observed_clock > best.measured_over_theoretical_at_observed_clock:
+            best = p
+        if 0.6 < best.measured_over_theoretical_at_observed_clock < 1.2:
+            break
+    assert 0.6 < best.measured_over_theoretical_at_observed_clock < 1.2, best
 
 
 @pytest.mark.slow
