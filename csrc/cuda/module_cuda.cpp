@@ -5,6 +5,13 @@
 
 #include "peak_kernels.h"
 #include "probe.h"
+// section includes (one line per concern)
+#include "activity.h"
+#include "aggregator.h"
+#include "libcalls.h"
+#include "libhooks.h"
+#include "range_profiler.h"
+#include "pm_sampler.h"
 
 namespace py = pybind11;
 
@@ -50,4 +57,19 @@ PYBIND11_MODULE(_C_cuda, m) {
   }, py::arg("device") = 0, py::arg("blocks_per_sm") = 8, py::arg("threads_per_block") = 256,
      py::arg("iterations") = 1 << 16,
      "FP32 FFMA-chain peak of one GPU, timed with CUDA events.");
+
+  // ==== section activity: activity tracer and aggregator (activity.h, aggregator.h) ====
+  // ==== end section activity ====
+
+  // ==== section libhooks: library-call hooks and parsers (libhooks.h, libcalls.h) ====
+  // ==== end section libhooks ====
+
+  // ==== section range_profiler: Range Profiler and host-side metric configuration (range_profiler.h) ====
+  // ==== end section range_profiler ====
+
+  // ==== section pm_sampler: PM sampling (pm_sampler.h) ====
+  // ==== end section pm_sampler ====
+
+  // ==== section peaks: peak microkernels beyond ffma_peak (peak_kernels.h) ====
+  // ==== end section peaks ====
 }

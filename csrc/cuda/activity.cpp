@@ -1,0 +1,1 @@
+#include "activity.h"

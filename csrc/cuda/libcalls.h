@@ -1,0 +1,56 @@
+// Library compute calls (cuBLAS, cuBLASLt, cuDNN) and their binding to the kernels they launch.
+// Pure C++ (no CUDA library calls): the hooks (libhooks.cpp) record calls, the activity tracer's launch callback binds
+// each call to the correlation id of the next kernel launch on the same thread and stream, and the aggregator takes the
+// call back when that kernel's activity record arrives. Testable on a CPU by calling the three steps directly.
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace pyprof::cuda {
+
+struct LibCall {
+  uint64_t id = 0;
+  std::string library;        // "cublasLt", "cudnn"
+  std::string op;             // "matmul", "conv_fwd", "conv_bwd_data", "conv_bwd_filter"
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  std::string a_type, b_type, c_type, d_type, compute_type;  // as the library prints them (R_16BF, COMPUTE_32F, ...)
+  bool trans_a = false, trans_b = false;
+  uint64_t stream = 0;        // 0: default stream or not printed
+  uint64_t thread_id = 0;
+  double flops = 0;           // formula FLOPs: 2*M*N*K*batch for GEMMs, the convolution formula for convs
+  std::string precision;      // peak class it is measured against: fp64 fp32 tf32 fp16 bf16 fp8 int8
+  std::string detail;         // anything else worth showing (conv shapes, algo), free text
+};
+
+// Thread-safe. Binding rule: a recorded call binds the next kernel launch made on the same thread (and the same stream,
+// when both are known); a newer call on the same thread replaces an unbound older one (counted as unbound).
+// Bounded: at most kMaxBound calls wait for their kernel's activity record; older ones are dropped and counted.
+class LibCallRegistry {
+ public:
+  static constexpr size_t kMaxBound = 1 << 16;
+
+  uint64_t record(LibCall call);
+  uint64_t bind_launch(uint64_t thread_id, uint64_t stream, uint32_t correlation_id);
+  std::optional<LibCall> take(uint32_t correlation_id);
+
+  struct Stats {
+    uint64_t calls = 0, bound = 0, unbound = 0, dropped = 0, pending = 0, waiting = 0;
+  };
+  Stats stats() const;
+  void clear();
+
+ private:
+  mutable std::mutex mu_;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, LibCall> pending_by_thread_;  // thread id -> call waiting for its launch
+  std::unordered_map<uint32_t, LibCall> by_correlation_;     // correlation id -> call waiting for its kernel record
+  Stats stats_;
+};
+
+LibCallRegistry& libcall_registry();
+uint64_t current_thread_id();
+
+}  // namespace pyprof::cuda

@@ -1,0 +1,1 @@
+#include "range_profiler.h"
