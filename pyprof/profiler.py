@@ -22,6 +22,7 @@ import datetime as _dt
 import os
 import platform
 import socket
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -143,6 +144,14 @@ class Profile:
         report_formats: tuple[str, ...] = ("json", "md"),
         autosave_s: float | None = 60.0,
         name: str | None = None,
+        device: str | None = None,
+        counters: str = "off",
+        pm_sampling: bool = False,
+        gpu_tracer: bool = True,
+        library_hooks: bool = True,
+        nvml: bool = True,
+        kernel_records: bool = False,
+        top_kernels: int = 20,
     ) -> None:
         if count_flops not in ("auto", "every", "off"):
             raise InvalidInputError(f"count_flops={count_flops!r}: use 'auto' (count once per step signature), "
@@ -167,6 +176,15 @@ class Profile:
         bad = [f for f in report_formats if f not in FORMATS]
         if bad:
             raise InvalidInputError(f"report_formats {bad} unknown; choose from {sorted(FORMATS)}")
+        if counters not in ("off", "kernel", "step"):
+            raise InvalidInputError(f"counters={counters!r}: use 'off' (default; the tracer's library FLOPs still "
+                                    "flow), 'kernel' (exact FLOPs per kernel; serializes kernels) or 'step' (exact "
+                                    "per-step totals over successive identical steps, one counter pass per step)")
+        if device is not None and not (isinstance(device, str) and (device == "cpu" or device.startswith("cuda"))):
+            raise InvalidInputError(f"device={device!r}: use 'cpu', 'cuda' or 'cuda:<index>' (default: the model's "
+                                    "device, else cpu)")
+        if isinstance(top_kernels, bool) or not isinstance(top_kernels, int) or top_kernels < 0:
+            raise InvalidInputError(f"top_kernels={top_kernels!r} must be a whole number >= 0")
         if not callable(schedule) and schedule is not None:
             raise InvalidInputError("schedule must be pyprof.schedule(...) or torch.profiler.schedule(...)")
         if isinstance(schedule, Schedule) and schedule.warmup == 0:
@@ -186,6 +204,12 @@ class Profile:
         self.report_formats = tuple(report_formats)
         self.autosave_s = autosave_s
         self.name = name or "pyprof"
+        self.device_arg = device
+        self.gpu_options: dict[str, Any] = dict(counters=counters, pm_sampling=pm_sampling, tracer=gpu_tracer,
+                                                library_hooks=library_hooks, nvml=nvml,
+                                                keep_kernel_records=kernel_records, top_kernels=top_kernels)
+        self._gpu: Any = None
+        self._gpu_section: dict[str, Any] | None = None
 
         self._active = False
         self._finished = False
@@ -214,13 +238,19 @@ class Profile:
                                      "close the outer `with pyprof.profile()` first or profile one loop at a time")
         if self._finished:
             raise ProfilerStateError("this Profile was already used; create a new one with pyprof.profile()")
+        self._device = self._detect_device()  # bad input (device='cuda' with no GPU) fails before anything starts
         _ACTIVE = self
         self._active = True
         self._started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        self._device = self._detect_device()
+        if self._device.kind == "cuda":
+            self._start_gpu()  # before any hook: CUPTI wants to be enabled early (module-load instrumentation)
         self._install_hooks()
-        if self.use_hw_counters:
+        if self.use_hw_counters and self._device.kind == "cpu":
             self._start_hw_counters()
+        elif self.use_hw_counters:
+            self._hw_info = {"available": False, "source": None,
+                             "reason": "CPU FP counters are not read for GPU work; GPU executed FLOPs come from "
+                                       "counters='kernel' or 'step'"}
         self._step_index = 0
         self._last_save = time.monotonic()
         self._begin_step()
@@ -240,6 +270,12 @@ class Profile:
             self._remove_hooks()
             if self._hw is not None:
                 self._hw.stop()
+            if self._gpu is not None:
+                try:
+                    self._gpu_section = self._gpu.finish()
+                except Exception as e:
+                    warnings.warn(f"pyprof: stopping the GPU sources failed: {e!r}", RuntimeWarning, stacklevel=2)
+                self._gpu = None
             self._active = False
             self._finished = True
             _ACTIVE = None
@@ -300,6 +336,8 @@ class Profile:
         self._step_had_step_call = False
         if self._device is not None and self._device.kind == "cuda":
             self._cuda_sync()
+            if self._gpu is not None:
+                self._gpu.begin_step(self._step_index)
         self._t0 = time.perf_counter()
         self._c0 = time.process_time()
         self._hw_start = self._read_hw()
@@ -308,9 +346,16 @@ class Profile:
         return self.count_mode != "off" and self._action != "none"
 
     def _end_step(self, examples: int | None, aborted: bool = False) -> None:
+        gpu_step = None
         if self._device is not None and self._device.kind == "cuda":
             self._cuda_sync()
         wall = time.perf_counter() - self._t0
+        if self._gpu is not None:
+            recording = self._action in ("record", "record_and_save") and not aborted
+            try:
+                gpu_step = self._gpu.end_step(self._step_index, recording)
+            except Exception as e:  # GpuSession guards its sources; this is the last line of defence
+                self._notes_once(f"GPU step figures failed: {e!r}")
         cpu = time.process_time() - self._c0
         hw = self._read_hw()
         fc, origin, sig_id = self._close_count()
@@ -326,9 +371,11 @@ class Profile:
             analytic_forward_flops=fc.forward_flops if fc is not None else None,
             analytic_origin=origin,
             signature_id=sig_id,
-            hardware_flops=hw_flops,
+            hardware_flops=hw_flops if gpu_step is None or gpu_step.get("executed_flops") is None
+            else gpu_step["executed_flops"],
             examples=examples if examples is not None else self.examples_per_step,
             perturbed=self._step_counted,
+            gpu=gpu_step or None,
         ))
 
     def _end_trailing_step(self, aborted: bool) -> None:
@@ -450,6 +497,24 @@ class Profile:
             self._notes.append(note)
 
     # ------------------------------------------------------------------ internals: hardware counters, device
+    def _start_gpu(self) -> None:
+        from .gpu.session import GpuOptions, GpuSession
+
+        idx = int(self._device.details.get("index", 0)) if self._device is not None else 0
+        try:
+            self._gpu = GpuSession(GpuOptions(device=idx, **self.gpu_options))
+            self._gpu.start()
+        except Exception as e:  # the loop runs unprofiled on the GPU side rather than not at all
+            self._gpu = None
+            self._notes.append(f"GPU sources could not start: {e!r}; steps are timed on the host only")
+            return
+        st = self._gpu.status
+        if self._device is not None:
+            self._device.supported = bool(st.get("tracer", {}).get("active"))
+            if not self._device.supported:
+                self._device.note = ("CUPTI kernel tracer unavailable (" + st.get("tracer", {}).get("reason", "?") +
+                                     "): GPU time per step from CUDA events; library FLOPs only where hooks run")
+
     def _start_hw_counters(self) -> None:
         try:
             from .hardware.cpu import CpuFlopCounter
@@ -490,7 +555,12 @@ class Profile:
         import torch
 
         dev = None
-        if self.model is not None:
+        if self.device_arg is not None:
+            dev = torch.device(self.device_arg)
+            if dev.type == "cuda" and not torch.cuda.is_available():
+                raise InvalidInputError(f"device={self.device_arg!r} but torch sees no CUDA GPU (torch "
+                                        f"{torch.__version__}, CUDA build {torch.version.cuda}); use device='cpu'")
+        elif self.model is not None:
             try:
                 dev = next(iter(self.model.parameters())).device
             except (StopIteration, AttributeError, TypeError):
@@ -506,15 +576,33 @@ class Profile:
                 return DeviceReport(kind="cpu", name=platform.processor() or "cpu", supported=False,
                                     note=f"CPU peaks unavailable: {e}")
         if kind == "cuda":
-            name = torch.cuda.get_device_name(dev)
-            return DeviceReport(
-                kind="cuda", name=name, supported=False,
-                note="GPU measurement (CUPTI kernel tracer, library FLOPs, hardware counters) is not in this version "
-                     "of pyprof yet: steps are timed with torch.cuda.synchronize() at step boundaries and FLOPs are "
-                     "the analytic count; pass peak='H100 SXM5' (or FLOP/s) for utilization",
-            )
+            return self._detect_cuda(dev)
         return DeviceReport(kind=kind, name=str(dev), supported=False,
                             note=f"device type '{kind}' is not supported by pyprof yet: wall time and analytic FLOPs only")
+
+    def _detect_cuda(self, dev: Any) -> DeviceReport:
+        import torch
+
+        idx = dev.index if dev.index is not None else torch.cuda.current_device()
+        details: dict[str, Any] = {"index": idx}
+        try:
+            props = torch.cuda.get_device_properties(idx)
+            details.update(name=props.name, compute_capability=[props.major, props.minor],
+                           sm_count=props.multi_processor_count, memory_bytes=int(props.total_memory))
+        except Exception as e:
+            details["properties_error"] = repr(e)
+        try:
+            from .gpu.peaks import detect_devices
+
+            devs, _why = detect_devices()
+            for d in devs:
+                dd = d if isinstance(d, dict) else getattr(d, "__dict__", {})
+                if dd.get("index") == idx:
+                    details["sm_clock_hz"] = dd.get("sm_clock_hz") or (dd.get("sm_clock_khz") or 0) * 1e3 or None
+        except Exception:
+            pass
+        return DeviceReport(kind="cuda", name=details.get("name") or torch.cuda.get_device_name(idx), supported=False,
+                            details=details)
 
     # ------------------------------------------------------------------ internals: result
     def _precision(self) -> str:
@@ -565,9 +653,77 @@ class Profile:
                                           f"{len(p.runs_flops_per_s)}; median {p.measured_median_flops_per_s / 1e9:.1f} GFLOP/s)")
                 except Exception as e:
                     notes.append(f"measuring the CPU peak failed: {e}")
+        elif dev is not None and dev.kind == "cuda":
+            spec, measured = self._gpu_peaks(spec, prec, final, extra_peaks, notes)
         elif spec is None:
             notes.append("no peak for this device: pass peak='<hardware name>' or peak=<FLOP/s> for utilization")
         return spec, measured, extra_peaks, notes
+
+    def _gpu_precision(self, prec: str) -> str:
+        """The peak class the model's matmuls run at: FP32 models run TF32 tensor cores when torch allows it."""
+        if prec == "fp32":
+            try:
+                import torch
+
+                if torch.backends.cuda.matmul.allow_tf32:
+                    return "tf32"
+            except Exception:
+                pass
+        return prec
+
+    def _gpu_spec_peaks(self) -> dict[str, Any]:
+        """Spec peak per precision of this GPU: {precision: SpecPeak-like or None}."""
+        from .gpu import peaks as gp
+
+        d = self._device.details if self._device is not None else {}
+        out: dict[str, Any] = {}
+        for p in gp.PRECISIONS:
+            try:
+                out[p] = gp.spec_peak(self._device.name, tuple(d.get("compute_capability") or (0, 0)),
+                                      d.get("sm_count"), d.get("sm_clock_hz"), p)
+            except Exception:
+                out[p] = None
+        return out
+
+    def _observed_sm_clock_hz(self) -> float | None:
+        vals = [s.gpu["nvml"].get("sm_clock_mhz_mean") for s in self._steps
+                if s.gpu and isinstance(s.gpu.get("nvml"), dict) and s.gpu["nvml"].get("sm_clock_mhz_mean")]
+        return statistics.median(vals) * 1e6 if vals else None
+
+    def _gpu_peaks(self, spec: PeakReport | None, prec: str, final: bool, extra: list[PeakReport],
+                   notes: list[str]) -> tuple[PeakReport | None, PeakReport | None]:
+        measured = None
+        gprec = self._gpu_precision(prec)
+        if gprec != prec:
+            notes.append("FP32 model with torch.backends.cuda.matmul.allow_tf32: its matmuls are compared with the "
+                         "TF32 tensor peak")
+        try:
+            from .gpu import peaks as gp
+
+            sp = self._gpu_spec_peaks().get(gprec)
+            if sp is not None and spec is None:
+                spec = PeakReport(sp.flops_per_s, "spec", gprec, sp.source)
+            clk = self._observed_sm_clock_hz()
+            if clk and self._device is not None:
+                d = self._device.details
+                adj = gp.clock_adjusted_peak(self._device.name, tuple(d.get("compute_capability") or (0, 0)),
+                                             d.get("sm_count"), clk, gprec)
+                if adj is not None:
+                    extra.append(PeakReport(adj.flops_per_s, "spec at observed SM clock", gprec,
+                                            f"{adj.source}; NVML median SM clock {clk / 1e6:.0f} MHz"))
+            if self.measure_peak and final and self._device is not None:
+                rows = gp.measure_gpu_peaks(int(self._device.details.get("index", 0)), precisions=[gprec], quick=True)
+                best = max((r for r in rows if r.precision == gprec and r.measured_flops_per_s),
+                           key=lambda r: r.measured_flops_per_s, default=None)
+                if best is not None:
+                    measured = PeakReport(best.measured_flops_per_s, "measured", gprec,
+                                          f"pyprof GPU peak ({best.method})")
+        except Exception as e:
+            notes.append(f"GPU peaks unavailable: {e!r}")
+        if spec is None:
+            notes.append(f"no {gprec} peak known for {self._device.name if self._device else 'this GPU'}: pass "
+                         "peak='<hardware name>' or peak=<FLOP/s>")
+        return spec, measured
 
     def _build_result(self, final: bool, partial_reason: str | None) -> ProfileResult:
         from . import __version__
@@ -597,6 +753,9 @@ class Profile:
                 rec.peaks += extra_peaks
         except Exception as e:
             notes.append(f"reconciliation failed: {e}")
+        gpu = None
+        if self._device is not None and self._device.kind == "cuda":
+            gpu = self._gpu_result(totals, notes)
         import torch
 
         return ProfileResult(
@@ -631,7 +790,23 @@ class Profile:
             partial=partial_reason is not None,
             partial_reason=partial_reason,
             notes=notes,
+            gpu=gpu,
         )
+
+    def _gpu_result(self, totals: Any, notes: list[str]) -> dict[str, Any]:
+        """The run's GPU section: the sources' own section plus totals and per-precision utilization."""
+        from .reconcile import gpu_totals
+
+        section = dict(self._gpu_section) if self._gpu_section is not None else (
+            {"status": dict(self._gpu.status), "notes": list(self._gpu.notes)} if self._gpu is not None else {})
+        try:
+            peaks = {p: (sp.flops_per_s if sp is not None else None) for p, sp in self._gpu_spec_peaks().items()}
+        except Exception as e:
+            peaks = {}
+            notes.append(f"GPU spec peaks unavailable: {e!r}")
+        clean = [s for s in self._steps if not s.perturbed] or list(self._steps)
+        section["totals"] = gpu_totals(clean, peaks)
+        return section
 
     def _autosave(self) -> None:
         try:

@@ -182,3 +182,125 @@ def reconcile(
         training_run=training,
         notes=notes,
     )
+
+
+def peak_time_equivalent_s(flops_by_precision: dict[str, float],
+                           peaks: dict[str, float | None]) -> tuple[float | None, list[str]]:
+    """Seconds the GPU would need at peak for this work, each precision against its own peak.
+
+    A BF16 GEMM is measured against the BF16 tensor peak and an FP32 SIMT GEMM against the FP32 peak, so a step that
+    mixes precisions still has one utilization: ``sum_p flops_p / peak_p`` divided by the step time.
+
+    Returns:
+        (seconds, precisions that had FLOPs but no peak and were left out); seconds is None when nothing had a peak.
+    """
+    total = 0.0
+    missing: list[str] = []
+    seen = False
+    for p, f in sorted(flops_by_precision.items()):
+        if not f:
+            continue
+        pk = peaks.get(p)
+        if not pk:
+            missing.append(p)
+            continue
+        total += f / pk
+        seen = True
+    return (total if seen else None), missing
+
+
+def _sum_dicts(ds: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for d in ds:
+        for k, v in d.items():
+            out[k] = out.get(k, 0.0) + float(v or 0.0)
+    return out
+
+
+def _sum_key(g: list[dict[str, Any]], key: str) -> float | None:
+    """Sum of a per-step figure, None unless every step has it (a partial sum would read as a wrong total)."""
+    vals = [x.get(key) for x in g]
+    if not vals or any(v is None for v in vals):
+        return None
+    return float(sum(vals))
+
+
+def gpu_totals(steps: list[Any], peaks_by_precision: dict[str, float | None]) -> dict[str, Any]:
+    """GPU figures over the timed steps: busy time, kernels, library FLOPs by precision and their utilization.
+
+    Args:
+        steps: the timed :class:`~pyprof.result.StepRecord` s (their ``gpu`` dicts come from
+            :class:`pyprof.gpu.session.GpuSession`).
+        peaks_by_precision: spec peak FLOP/s per precision class of this GPU (None where unknown).
+
+    Returns:
+        A JSON-ready dict; figures a source did not measure are None.
+    """
+    with_gpu = [s for s in steps if s.gpu]
+    if not with_gpu:
+        return {"steps": 0, "reason": "no timed step has GPU figures"}
+    g = [s.gpu for s in with_gpu]
+    wall = sum(s.wall_time_s for s in with_gpu)
+    busy = _sum_key(g, "busy_time_s")
+    kernel_time = _sum_key(g, "kernel_time_s")
+    uncounted = _sum_key(g, "uncounted_kernel_time_s")
+    lib_by_p = _sum_dicts([x.get("library_flops_by_precision") or {} for x in g])
+    lib_total = float(sum(lib_by_p.values())) if lib_by_p else None
+    eq_s, missing = peak_time_equivalent_s(lib_by_p, peaks_by_precision)
+    by_precision = []
+    for p, f in sorted(lib_by_p.items(), key=lambda kv: -kv[1]):
+        pk = peaks_by_precision.get(p)
+        by_precision.append({
+            "precision": p,
+            "library_flops": f,
+            "achieved_flops_per_s": f / wall if wall else None,
+            "spec_peak_flops_per_s": pk,
+            "utilization_vs_spec": (f / wall / pk) if (wall and pk) else None,
+        })
+    executed_steps = [x for x in g if x.get("executed_flops") is not None]
+    executed = float(sum(x["executed_flops"] for x in executed_steps)) if len(executed_steps) == len(g) else None
+    analytic = _sum_or_none_attr(with_gpu, "analytic_flops")
+    nv = [x["nvml"] for x in g if isinstance(x.get("nvml"), dict)]
+    energy = _sum_key(nv, "energy_j") if nv and len(nv) == len(g) else None
+    gpu_time = _sum_key(g, "gpu_time_s")
+    out: dict[str, Any] = {
+        "steps": len(g),
+        "wall_time_s": wall,
+        "timing_source": g[0].get("timing_source"),
+        "busy_time_s": busy,
+        "busy_fraction": (busy / wall) if (busy is not None and wall) else None,
+        "gpu_time_s": gpu_time,
+        "kernel_count": _sum_key(g, "kernel_count"),
+        "kernel_time_s": kernel_time,
+        "uncounted_kernel_time_s": uncounted,
+        "uncounted_kernel_time_share": (uncounted / kernel_time) if (uncounted is not None and kernel_time) else None,
+        "library_flops": lib_total,
+        "library_flops_by_precision": lib_by_p,
+        "library_peak_time_s": eq_s,
+        "library_utilization": (eq_s / wall) if (eq_s is not None and wall) else None,
+        "library_utilization_missing_peaks": missing,
+        "by_precision": by_precision,
+        "executed_flops": executed,
+        "executed_over_library": (executed / lib_total) if (executed is not None and lib_total) else None,
+        "executed_over_analytic": (executed / analytic) if (executed is not None and analytic) else None,
+        "library_over_analytic": (lib_total / analytic) if (lib_total is not None and analytic) else None,
+        "energy_j": energy,
+        "energy_per_analytic_flop_j": (energy / analytic) if (energy is not None and analytic) else None,
+        "energy_per_library_flop_j": (energy / lib_total) if (energy is not None and lib_total) else None,
+        "nvml_utilization_gpu_pct_mean": _mean_key(nv, "utilization_gpu_pct_mean"),
+        "sm_clock_mhz_mean": _mean_key(nv, "sm_clock_mhz_mean"),
+        "power_w_mean": _mean_key(nv, "power_w_mean"),
+    }
+    return out
+
+
+def _sum_or_none_attr(steps: list[Any], attr: str) -> float | None:
+    vals = [getattr(s, attr) for s in steps]
+    if not vals or any(v is None for v in vals):
+        return None
+    return float(sum(vals))
+
+
+def _mean_key(ds: list[dict[str, Any]], key: str) -> float | None:
+    vals = [d.get(key) for d in ds if d.get(key) is not None]
+    return sum(vals) / len(vals) if vals else None

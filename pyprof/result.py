@@ -35,6 +35,7 @@ class StepRecord:
     hardware_flops: float | None = None
     examples: int | None = None
     perturbed: bool = False            # analytic counting ran in this step: its time includes pyprof's counting cost
+    gpu: dict[str, Any] | None = None  # GPU figures of the step (pyprof.gpu.session: busy time, kernels, library FLOPs)
 
 
 @dataclass
@@ -129,6 +130,7 @@ class ProfileResult:
     partial: bool = False
     partial_reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    gpu: dict[str, Any] | None = None     # GPU section: sources' status, totals, per-precision utilization, kernels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +157,7 @@ class ProfileResult:
             partial=d.get("partial", False),
             partial_reason=d.get("partial_reason"),
             notes=d.get("notes", []),
+            gpu=d.get("gpu"),
         )
 
 

@@ -13,7 +13,7 @@ from ..errors import ReportError
 from ..result import ProfileResult
 
 #: Bump the major version when a field changes meaning or is removed; the minor when fields are added.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: per-step and run-level "gpu" sections
 KIND = "pyprof.profile"
 
 

@@ -1,0 +1,85 @@
+"""The GPU side of pyprof.profile(): degradation without a GPU, and the GPU totals arithmetic (pure)."""
+
+import pytest
+
+import pyprof
+from pyprof.errors import InvalidInputError
+from pyprof.gpu.session import GpuOptions, GpuSession
+from pyprof.reconcile import gpu_totals, peak_time_equivalent_s
+from pyprof.result import StepRecord
+
+
+def _step(i, wall, gpu, analytic=None):
+    return StepRecord(index=i, wall_time_s=wall, cpu_time_s=wall, analytic_flops=analytic,
+                      analytic_flops_effective=analytic, analytic_forward_flops=None, analytic_origin="counted",
+                      signature_id=0, gpu=gpu)
+
+
+def test_peak_time_equivalent_each_precision_against_its_own_peak():
+    # 1e12 BF16 FLOPs at 1e15 FLOP/s = 1 ms; 1e10 FP32 FLOPs at 5e13 = 0.2 ms; fp8 has no peak -> left out
+    s, missing = peak_time_equivalent_s({"bf16": 1e12, "fp32": 1e10, "fp8": 3e9}, {"bf16": 1e15, "fp32": 5e13})
+    assert s == pytest.approx(1.2e-3)
+    assert missing == ["fp8"]
+    assert peak_time_equivalent_s({"fp8": 1.0}, {}) == (None, ["fp8"])
+
+
+def test_gpu_totals_sums_steps_and_utilization_by_precision():
+    a = {"timing_source": "cupti", "busy_time_s": 0.008, "kernel_time_s": 0.009, "uncounted_kernel_time_s": 0.003,
+         "kernel_count": 40, "library_flops_by_precision": {"bf16": 4e12}, "nvml": {"energy_j": 5.0}}
+    b = {"timing_source": "cupti", "busy_time_s": 0.006, "kernel_time_s": 0.006, "uncounted_kernel_time_s": 0.001,
+         "kernel_count": 40, "library_flops_by_precision": {"bf16": 4e12, "fp32": 1e10}, "nvml": {"energy_j": 3.0}}
+    t = gpu_totals([_step(0, 0.010, a, analytic=1e13), _step(1, 0.010, b, analytic=1e13)],
+                   {"bf16": 1e15, "fp32": 5e13})
+    # busy 0.008 + 0.006 = 0.014 of wall 0.020 -> 0.7
+    assert t["busy_fraction"] == pytest.approx(0.7)
+    # uncounted 0.004 of kernel time 0.015
+    assert t["uncounted_kernel_time_share"] == pytest.approx(0.004 / 0.015)
+    assert t["kernel_count"] == 80
+    assert t["library_flops_by_precision"] == {"bf16": 8e12, "fp32": 1e10}
+    # peak time: 8e12/1e15 + 1e10/5e13 = 8e-3 + 2e-4 = 8.2e-3 s over 0.020 s -> 0.41
+    assert t["library_utilization"] == pytest.approx(0.41)
+    bf16 = next(r for r in t["by_precision"] if r["precision"] == "bf16")
+    # 8e12 FLOP / 0.020 s = 4e14 FLOP/s = 40% of 1e15
+    assert bf16["utilization_vs_spec"] == pytest.approx(0.4)
+    # library 8.01e12 of analytic 2e13
+    assert t["library_over_analytic"] == pytest.approx(8.01e12 / 2e13)
+    # 8 J over 2e13 analytic FLOPs
+    assert t["energy_per_analytic_flop_j"] == pytest.approx(4e-13)
+    assert t["executed_flops"] is None  # no counters in these steps
+
+
+def test_gpu_totals_refuses_partial_sums():
+    a = {"busy_time_s": 0.008}
+    b = {"gpu_time_s": 0.009}  # a step timed by CUDA events (tracer lost): no busy time
+    t = gpu_totals([_step(0, 0.01, a), _step(1, 0.01, b)], {})
+    assert t["busy_time_s"] is None and t["busy_fraction"] is None
+    assert gpu_totals([_step(0, 0.01, None)], {})["steps"] == 0
+
+
+def test_gpu_session_degrades_without_a_gpu():
+    s = GpuSession(GpuOptions(counters="step", pm_sampling=True))
+    s.start()
+    for source in ("tracer", "nvml", "counters", "pm_sampling"):
+        st = s.status[source]
+        assert st["active"] is False and st["reason"], (source, st)
+    s.begin_step(0)
+    assert s.end_step(0, recording=True) == {}
+    out = s.finish()
+    assert out["status"]["tracer"]["active"] is False
+
+
+def test_profile_rejects_bad_gpu_arguments():
+    with pytest.raises(InvalidInputError, match="counters='bogus'"):
+        pyprof.profile(counters="bogus")
+    with pytest.raises(InvalidInputError, match="device='tpu'"):
+        pyprof.profile(device="tpu")
+
+
+def test_profile_on_cuda_without_a_gpu_says_so():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(InvalidInputError, match="torch sees no CUDA GPU"):
+        with pyprof.profile(device="cuda"):
+            pass
