@@ -83,3 +83,36 @@ def test_profile_on_cuda_without_a_gpu_says_so():
     with pytest.raises(InvalidInputError, match="torch sees no CUDA GPU"):
         with pyprof.profile(device="cuda"):
             pass
+
+
+def test_reports_render_the_gpu_section(tmp_path):
+    """A CPU result given a GPU section (as a GPU run writes it) renders it in Markdown, terminal and HTML."""
+    import torch
+
+    from pyprof.report import read_report, render_markdown, render_terminal, write_reports
+    from pyprof.report.html import render_profile_html
+
+    m = torch.nn.Linear(8, 8)
+    with pyprof.profile(m, measure_peak=False, report_formats=("json",)) as prof:
+        for _ in range(2):
+            m(torch.randn(4, 8)).sum().backward()
+            prof.step()
+    r = prof.result()
+    g = {"timing_source": "cupti", "busy_time_s": 0.008, "kernel_time_s": 0.009, "uncounted_kernel_time_s": 0.003,
+         "kernel_count": 40, "library_flops_by_precision": {"bf16": 4e12}}
+    r.steps[0].gpu = g
+    r.gpu = {"status": {"tracer": {"active": True, "reason": ""},
+                        "counters": {"active": False, "reason": "off (pass counters='kernel')"}},
+             "totals": gpu_totals([r.steps[0]], {"bf16": 1e15}),
+             "kernels": [{"name": "sm90_xmma_gemm_bf16bf16_bf16f32", "grid": [132, 1, 1], "block": [384, 1, 1],
+                          "count": 3, "total_time_s": 0.0061, "max_time_s": 0.0021, "library_flops": 4e12,
+                          "precision": "bf16", "achieved_flops_per_s": 6.5e14}]}
+    md = render_markdown(r)
+    assert "## GPU kernels" in md and "sm90_xmma_gemm_bf16bf16_bf16f32" in md
+    assert "library bf16" in md and "off — off (pass counters='kernel')" in md
+    assert "library utilization" in render_terminal(r)
+    html = render_profile_html(r, with_plots=False)
+    assert 'id="gpu-kernels"' in html and 'data-v="4000000000000.0"' in html
+    write_reports(r, tmp_path, ("json",))
+    back = read_report(tmp_path / "report.json")
+    assert back.gpu["totals"]["kernel_count"] == 40 and back.steps[0].gpu["busy_time_s"] == 0.008

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..result import ProfileResult
-from .format import si
-from .rows import summary_rows, top_ops, uncounted_ops
+from .format import num, si
+from .rows import gpu_kernels, summary_rows, top_ops, uncounted_ops
 
 
 def _esc(s: str) -> str:
@@ -32,6 +32,15 @@ def render_markdown(r: ProfileResult) -> str:
     if unc:
         out += ["", "## Ops without a FLOP formula (not counted)", "", "| op | calls | kind |", "|---|---:|---|"]
         out += [f"| `{_esc(n)}` | {c} | {k} |" for n, c, k in unc]
+    ks = gpu_kernels(r)
+    if ks:
+        out += ["", "## GPU kernels (top by total time)", "",
+                "| kernel | grid | block | calls | total (s) | max (s) | library FLOPs | precision | achieved FLOP/s |",
+                "|---|---|---|---:|---:|---:|---:|---|---:|"]
+        for k in ks:
+            out.append(f"| `{_esc(str(k.get('name'))[:120])}` | {k.get('grid')} | {k.get('block')} | {k.get('count')} | "
+                       f"{num(k.get('total_time_s'))} | {num(k.get('max_time_s'))} | {si(k.get('library_flops'))} | "
+                       f"{k.get('precision') or ''} | {si(k.get('achieved_flops_per_s'))} |")
     if r.steps:
         out += ["", "## Steps", "", "| step | time (s) | CPU (s) | analytic FLOPs | origin | hardware FLOPs | examples |",
                 "|---:|---:|---:|---:|---|---:|---:|"]

@@ -58,6 +58,8 @@ def summary_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
                     f"{tr['method2_flops'] / PFS_DAY_FLOP:.4g} pfs-days ({num(tr['method2_over_measured'], 3)}x measured)")
         for n in rec.notes:
             add("notes", "reconciliation", n)
+    if r.gpu:
+        rows += gpu_rows(r)
     if r.device.note:
         add("notes", "device", r.device.note)
     for n in r.notes:
@@ -86,3 +88,60 @@ def uncounted_ops(r: ProfileResult, n: int = 15) -> list[tuple[str, int, str]]:
             a = agg.setdefault(u["name"], [0, u.get("kind", "other")])
             a[0] += u.get("calls", 0)
     return sorted(((k, v[0], v[1]) for k, v in agg.items()), key=lambda x: -x[1])[:n]
+
+
+NVML_UTILIZATION_MEANING = ("NVML 'utilization' is the share of time one or more kernels ran (a one-thread kernel "
+                            "reads 100%); it is not FLOP utilization")
+
+
+def gpu_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
+    """Rows of the GPU section: sources, busy time, kernels, library FLOPs by precision, NVML, counters."""
+    g = r.gpu or {}
+    rows: list[tuple[str, str, str]] = []
+    add = lambda k, v: rows.append(("gpu", k, v))  # noqa: E731
+    for src, st in (g.get("status") or {}).items():
+        add(f"source: {src}", "on" if st.get("active") else f"off — {st.get('reason')}")
+    t = g.get("totals") or {}
+    if t.get("steps"):
+        add("timing", str(t.get("timing_source")))
+        if t.get("busy_time_s") is not None:
+            add("GPU busy time (union of kernels) / share of step time",
+                f"{num(t['busy_time_s'])} s / {pct(t.get('busy_fraction'))}")
+        if t.get("gpu_time_s") is not None:
+            add("GPU step time (CUDA events)", f"{num(t['gpu_time_s'])} s")
+        if t.get("kernel_count") is not None:
+            add("kernels", f"{int(t['kernel_count'])} ({num(t.get('kernel_time_s'))} s of kernel time)")
+        add("share of kernel time without a FLOP count", pct(t.get("uncounted_kernel_time_share")))
+        add("library FLOPs (cuBLAS/cuBLASLt/cuDNN formula)", si(t.get("library_flops"), "FLOP"))
+        for row in t.get("by_precision") or []:
+            add(f"library {row['precision']}", f"{si(row['library_flops'], 'FLOP')}, "
+                f"{si(row['achieved_flops_per_s'], 'FLOP/s')} = {pct(row['utilization_vs_spec'])} of "
+                f"{si(row['spec_peak_flops_per_s'], 'FLOP/s')}")
+        if t.get("library_utilization") is not None:
+            add("library utilization (each precision against its own peak)", pct(t["library_utilization"]))
+        if t.get("executed_flops") is not None:
+            add("executed FLOPs (hardware counters)", f"{si(t['executed_flops'], 'FLOP')}; executed/library "
+                f"{num(t.get('executed_over_library'), 3)}, executed/analytic {num(t.get('executed_over_analytic'), 3)} "
+                "(HFU vs MFU made concrete)")
+        if t.get("library_over_analytic") is not None:
+            add("library / analytic FLOPs", num(t["library_over_analytic"], 3))
+        if t.get("nvml_utilization_gpu_pct_mean") is not None:
+            add("NVML utilization.gpu (mean)", f"{num(t['nvml_utilization_gpu_pct_mean'])}% — {NVML_UTILIZATION_MEANING}")
+        if t.get("sm_clock_mhz_mean") is not None:
+            add("SM clock (NVML mean)", f"{num(t['sm_clock_mhz_mean'])} MHz")
+        if t.get("power_w_mean") is not None:
+            add("power (NVML mean)", f"{num(t['power_w_mean'])} W")
+        if t.get("energy_j") is not None:
+            add("energy / per analytic FLOP", f"{num(t['energy_j'])} J / {si(t.get('energy_per_analytic_flop_j'), 'J')}")
+    ts = g.get("tracer_stats") or {}
+    dropped = ts.get("dropped_records")
+    if dropped is not None:
+        add("activity records dropped", str(dropped))
+    for n in g.get("notes") or []:
+        rows.append(("notes", "gpu", n))
+    return rows
+
+
+def gpu_kernels(r: ProfileResult, n: int = 20) -> list[dict]:
+    """Top kernels by total time (the tracer's per-kernel table), as stored in the report."""
+    return list((r.gpu or {}).get("kernels") or [])[:n]
