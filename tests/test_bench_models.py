@@ -13,6 +13,7 @@ def _params(m):
 @pytest.mark.parametrize("make, published", [
     (vision.alexnet, 61_100_840),      # torchvision's AlexNet
     (vision.resnet18, 11_689_512),     # He et al. 2015, torchvision resnet18
+    (vision.resnet50, 25_557_032),     # He et al. 2015, torchvision resnet50 (v1.5: stride in the 3x3)
     (vision.mobilenet_v2, 3_504_872),  # Sandler et al. 2018, width 1.0
 ])
 def test_vision_parameter_counts(make, published):

@@ -1,7 +1,7 @@
-"""AlexNet (torchvision's single-tower variant), ResNet-18 and MobileNetV2, written from the papers' layer tables.
+"""AlexNet (torchvision's single-tower variant), ResNet-18, ResNet-50 and MobileNetV2, written from the papers' layer tables.
 
 Only what the suite needs where ``torchvision.models`` does not import. Parameter counts match the published ones:
-AlexNet 61,100,840; ResNet-18 11,689,512; MobileNetV2 (width 1.0) 3,504,872 (asserted in tests/test_bench_models.py).
+AlexNet 61,100,840; ResNet-18 11,689,512; ResNet-50 25,557,032; MobileNetV2 (width 1.0) 3,504,872 (asserted in tests/test_bench_models.py).
 """
 
 from __future__ import annotations
@@ -55,6 +55,40 @@ def resnet18(num_classes: int = 1000) -> nn.Module:
             layers.append(_BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
             cin = cout
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes)]
+    return nn.Sequential(*layers)
+
+
+class _Bottleneck(nn.Module):
+    """ResNet-50 bottleneck: 1x1 reduce, 3x3 (stride here, as torchvision's "v1.5"), 1x1 expand x4, projection shortcut."""
+
+    def __init__(self, cin: int, width: int, stride: int) -> None:
+        super().__init__()
+        cout = width * 4
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        idt = x if self.down is None else self.down(x)
+        return self.relu(self.body(x) + idt)
+
+
+def resnet50(num_classes: int = 1000) -> nn.Module:
+    """ResNet-50: stem, stages of 3/4/6/3 bottlenecks of width 64/128/256/512 (x4 out), avg-pool, FC."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                               nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for i, (width, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+        for j in range(blocks):
+            layers.append(_Bottleneck(cin, width, 2 if (j == 0 and i > 0) else 1))
+            cin = width * 4
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, num_classes)]
     return nn.Sequential(*layers)
 
 
