@@ -289,7 +289,7 @@ def gpu_totals(steps: list[Any], peaks_by_precision: dict[str, float | None]) ->
         "energy_per_library_flop_j": (energy / lib_total) if (energy is not None and lib_total) else None,
         "nvml_utilization_gpu_pct_mean": _mean_key(nv, "utilization_gpu_pct_mean"),
         "sm_clock_mhz_mean": _mean_key(nv, "sm_clock_mhz_mean"),
-        "power_w_mean": _mean_key(nv, "power_w_mean"),
+        "power_w_mean": (lambda mw: mw / 1e3 if mw is not None else None)(_mean_key(nv, "power_mw_mean")),
     }
     return out
 

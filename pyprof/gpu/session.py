@@ -44,6 +44,21 @@ class GpuOptions:
     max_buffers: int = 64
 
 
+def jsonable(x: Any) -> Any:
+    """Dataclasses, numpy arrays and scalars, tuples -> plain JSON-ready Python (the report stores plain data)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if hasattr(x, "tolist"):  # numpy arrays and scalars
+        return x.tolist()
+    return x
+
+
 def _warn(msg: str) -> None:
     warnings.warn(f"pyprof: {msg}", RuntimeWarning, stacklevel=4)
 
@@ -243,7 +258,12 @@ class GpuSession:
             out.update(self._unbound_library_flops())
         if self._nvml is not None:
             try:
-                out["nvml"] = self._nvml.window(self._t0_mono, t1_mono).to_dict()
+                w = self._nvml.window(self._t0_mono, t1_mono).get(self.options.device)
+                if w is not None:
+                    d = jsonable(w)
+                    for k in ("utilization_meaning", "reasons", "device"):  # run-level facts, not per step
+                        d.pop(k, None)
+                    out["nvml"] = d
             except Exception as e:
                 self.notes.append(f"NVML window failed: {e!r}")
         if self._counters is not None:
@@ -292,9 +312,8 @@ class GpuSession:
         out: dict[str, Any] = {"status": self.status, "notes": self.notes}
         if self._tracer is not None:
             try:
-                out["kernels"] = [r.__dict__ if hasattr(r, "__dict__") else dict(r)
-                                  for r in self._tracer.kernel_table(self.options.top_kernels)]
-                out["tracer_stats"] = self._tracer.stats()
+                out["kernels"] = jsonable(self._tracer.kernel_table(self.options.top_kernels))
+                out["tracer_stats"] = jsonable(self._tracer.stats())
             except Exception as e:
                 self.notes.append(f"kernel table unavailable: {e!r}")
             try:
@@ -312,20 +331,27 @@ class GpuSession:
         if self._nvml is not None:
             try:
                 self._nvml.stop()
+                out["nvml"] = {"reasons": jsonable(getattr(self._nvml, "reasons", {})),
+                               "utilization_meaning": _nvml_meaning()}
             except Exception:
                 pass
         if self._counters is not None:
             try:
-                res = self._counters.finish()
-                out["counters"] = res.to_dict() if hasattr(res, "to_dict") else dict(res.__dict__)
+                out["counters"] = jsonable(self._counters.finish())
             except Exception as e:
                 self.notes.append(f"counter results unavailable: {e!r}")
         if self._pm is not None:
             try:
                 self._pm.stop()
-                s = self._pm.series()
-                out["pm_sampling"] = s.to_dict() if hasattr(s, "to_dict") else dict(s.__dict__)
+                out["pm_sampling"] = jsonable(self._pm.series())
+                out["pm_sampling_stats"] = jsonable(self._pm.stats())
             except Exception as e:
                 self.notes.append(f"PM samples unavailable: {e!r}")
         self._tracer = self._nvml = self._counters = self._pm = None
         return out
+
+
+def _nvml_meaning() -> str:
+    from .nvml import NVML_UTILIZATION_MEANING
+
+    return NVML_UTILIZATION_MEANING
