@@ -53,4 +53,24 @@ class LibCallRegistry {
 LibCallRegistry& libcall_registry();
 uint64_t current_thread_id();
 
+// ---- Pure log parsers (no library calls; testable on a CPU) -------------------------------------------------------
+// Each returns nullopt for a line that is not a compute call (descriptor creation, heuristics, ...) without allocating,
+// so the logger callbacks can run them on every line. A compute line whose fields cannot be read also returns nullopt;
+// parse_status() tells the two apart for the hooks' failure counter.
+
+enum class ParseStatus { kNotCompute, kParsed, kMalformed };
+
+// One cuBLASLt logger line. function_name is what the logger callback passes ("cublasLtMatmul", "cublasLtSSSMatmul",
+// ...); it may be empty or null, in which case the "[Trace][name]" prefix of a full log-file line is used.
+// message is the callback's message (the part after the prefix) or a whole log-file line.
+std::optional<LibCall> parse_cublaslt_log(const char* function_name, const char* message,
+                                          ParseStatus* status = nullptr);
+
+// One cuDNN API-log entry (the multi-line "function cudnnConvolutionForward() called:" block, lines separated by
+// '\n' or '\0'). Legacy convolution entry points only: see libcalls.cpp for what the cuDNN 9 graph API logs lack.
+std::optional<LibCall> parse_cudnn_log(const std::string& message, ParseStatus* status = nullptr);
+
+// Precision class of a cuBLASLt matmul from its A/B data types and compute type (documented in libcalls.cpp).
+std::string cublaslt_precision(const std::string& a_type, const std::string& b_type, const std::string& compute_type);
+
 }  // namespace pyprof::cuda

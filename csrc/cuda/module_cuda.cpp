@@ -62,6 +62,104 @@ PYBIND11_MODULE(_C_cuda, m) {
   // ==== end section activity ====
 
   // ==== section libhooks: library-call hooks and parsers (libhooks.h, libcalls.h) ====
+  {
+    namespace pc = pyprof::cuda;
+    auto call_dict = [](const pc::LibCall& c) {
+      py::dict d;
+      d["id"] = c.id;
+      d["library"] = c.library;
+      d["op"] = c.op;
+      d["m"] = c.m;
+      d["n"] = c.n;
+      d["k"] = c.k;
+      d["batch"] = c.batch;
+      d["a_type"] = c.a_type;
+      d["b_type"] = c.b_type;
+      d["c_type"] = c.c_type;
+      d["d_type"] = c.d_type;
+      d["compute_type"] = c.compute_type;
+      d["trans_a"] = c.trans_a;
+      d["trans_b"] = c.trans_b;
+      d["stream"] = c.stream;
+      d["thread_id"] = c.thread_id;
+      d["flops"] = c.flops;
+      d["precision"] = c.precision;
+      d["detail"] = c.detail;
+      return d;
+    };
+    auto opt_dict = [call_dict](const std::optional<pc::LibCall>& c) -> py::object {
+      if (!c) return py::none();
+      return call_dict(*c);
+    };
+    m.def("parse_cublaslt_log", [opt_dict](const std::string& function_name, const std::string& message) {
+      return opt_dict(pc::parse_cublaslt_log(function_name.c_str(), message.c_str()));
+    }, py::arg("function_name"), py::arg("message"),
+       "Parse one cuBLASLt logger line (callback message or whole log-file line) into a call dict, or None.");
+    m.def("parse_cudnn_log", [opt_dict](const std::string& message) {
+      return opt_dict(pc::parse_cudnn_log(message));
+    }, py::arg("message"), "Parse one cuDNN API-log entry (a convolution call) into a call dict, or None.");
+    m.def("hooks_install", [](const std::vector<std::string>& paths) {
+      py::gil_scoped_release release;
+      return pc::hooks_install(paths);
+    }, py::arg("paths") = std::vector<std::string>{},
+       "Install the cuBLASLt/cuDNN logger hooks; returns library -> status. Never raises.");
+    m.def("hooks_uninstall", [] {
+      py::gil_scoped_release release;
+      pc::hooks_uninstall();
+    }, "Remove the hooks and restore the loggers.");
+    m.def("hooks_stats", [] {
+      const pc::HookStats h = pc::hooks_stats();
+      const auto r = pc::libcall_registry().stats();
+      py::dict d, by_lib;
+      by_lib["cublasLt"] = h.cublaslt_calls;
+      by_lib["cudnn"] = h.cudnn_calls;
+      d["calls_by_library"] = by_lib;
+      d["cudnn_backend_executes"] = h.cudnn_backend_executes;
+      d["parse_failures"] = h.parse_failures;
+      d["sample_unparsed"] = h.sample_unparsed;
+      d["installed"] = h.installed;
+      d["calls"] = r.calls;
+      d["bound"] = r.bound;
+      d["unbound"] = r.unbound;
+      d["dropped"] = r.dropped;
+      d["pending"] = r.pending;
+      d["waiting"] = r.waiting;
+      return d;
+    }, "Hook counters (calls_by_library, cudnn_backend_executes, parse_failures, sample_unparsed, installed) and the "
+       "library-call registry's (calls, bound, unbound, dropped, pending, waiting).");
+    m.def("hooks_feed_for_test", [](const std::string& library, const std::string& function_name,
+                                    const std::string& message, uint64_t stream) {
+      if (library == "cublasLt") pc::hooks_on_cublaslt_message(2, function_name.c_str(), message.c_str());
+      else pc::hooks_on_cudnn_message(message.c_str(), stream);
+    }, py::arg("library"), py::arg("function_name"), py::arg("message"), py::arg("stream") = 0,
+       "Test seam: run a logger callback's body (parse, count, record on this thread) on one message.");
+    m.def("libcall_record_for_test", [](uint64_t thread_id, uint64_t stream, int64_t m_, int64_t n, int64_t k,
+                                        int64_t batch, const std::string& op) {
+      pc::LibCall c;
+      c.library = "test";
+      c.op = op;
+      c.m = m_;
+      c.n = n;
+      c.k = k;
+      c.batch = batch;
+      c.flops = 2.0 * static_cast<double>(m_) * n * k * batch;
+      c.thread_id = thread_id;
+      c.stream = stream;
+      return pc::libcall_registry().record(std::move(c));
+    }, py::arg("thread_id"), py::arg("stream") = 0, py::arg("m") = 1, py::arg("n") = 1, py::arg("k") = 1,
+       py::arg("batch") = 1, py::arg("op") = "matmul", "Test seam: record a call; returns its id.");
+    m.def("libcall_bind_launch_for_test", [](uint64_t thread_id, uint64_t stream, uint32_t correlation_id) {
+      return pc::libcall_registry().bind_launch(thread_id, stream, correlation_id);
+    }, py::arg("thread_id"), py::arg("stream"), py::arg("correlation_id"),
+       "Test seam: bind the thread's pending call to a launch; returns the call id or 0.");
+    m.def("libcall_take_for_test", [opt_dict](uint32_t correlation_id) {
+      return opt_dict(pc::libcall_registry().take(correlation_id));
+    }, py::arg("correlation_id"), "Test seam: take the call bound to a correlation id, or None.");
+    m.def("libcall_clear_for_test", [] { pc::libcall_registry().clear(); },
+          "Test seam: empty the library-call registry and its counters.");
+    m.def("current_thread_id", [] { return pc::current_thread_id(); },
+          "The id the hooks record for the calling thread (pthread_self).");
+  }
   // ==== end section libhooks ====
 
   // ==== section range_profiler: Range Profiler and host-side metric configuration (range_profiler.h) ====
