@@ -618,3 +618,16 @@ def test_gpu_conv2d_forward_backward(hooks):
     # The last one recorded on this thread (backward-filter or backward-data, by autograd's order): same formula.
     c = _take_last_call_on_this_thread(5)
     assert c["flops"] == 924844032  # 2*8*128*28*28*64*3*3 = 924844032
+
+
+def test_library_flops_drain_per_step_without_the_tracer():
+    """Without the kernel tracer nothing binds; a step's library FLOPs are the recorded totals' difference."""
+    C.libcall_clear_for_test()
+    libcalls.drain_flops_by_precision()  # start from the cleared totals
+    C.hooks_feed_for_test("cublasLt", "cublasLtSSSMatmul", REAL_TF32_1000)
+    C.hooks_feed_for_test("cublasLt", "cublasLtSSSMatmul", REAL_TF32_1000)
+    # two TF32 1000^3 GEMMs: 2 x 2*1000*1000*1000 = 4e9
+    assert libcalls.drain_flops_by_precision() == {"tf32": 4e9}
+    assert libcalls.drain_flops_by_precision() == {}  # nothing new since
+    C.libcall_clear_for_test()
+    libcalls.drain_flops_by_precision()

@@ -20,6 +20,7 @@ uint64_t LibCallRegistry::record(LibCall call) {
   std::lock_guard<std::mutex> lock(mu_);
   call.id = next_id_++;
   ++stats_.calls;
+  flops_by_precision_[call.precision.empty() ? std::string("unknown") : call.precision] += call.flops;
   auto it = pending_by_thread_.find(call.thread_id);
   if (it != pending_by_thread_.end()) {
     ++stats_.unbound;  // the previous call on this thread launched nothing we saw
@@ -64,8 +65,14 @@ LibCallRegistry::Stats LibCallRegistry::stats() const {
   return s;
 }
 
+std::unordered_map<std::string, double> LibCallRegistry::recorded_flops_by_precision() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return flops_by_precision_;
+}
+
 void LibCallRegistry::clear() {
   std::lock_guard<std::mutex> lock(mu_);
+  flops_by_precision_.clear();
   pending_by_thread_.clear();
   by_correlation_.clear();
   stats_ = Stats{};

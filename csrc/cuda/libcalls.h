@@ -40,6 +40,9 @@ class LibCallRegistry {
     uint64_t calls = 0, bound = 0, unbound = 0, dropped = 0, pending = 0, waiting = 0;
   };
   Stats stats() const;
+  // Formula FLOPs of every call recorded so far, by precision class (running totals; bound or not). Without the kernel
+  // tracer nothing binds, and a step's library FLOPs are the difference of two snapshots.
+  std::unordered_map<std::string, double> recorded_flops_by_precision() const;
   void clear();
 
  private:
@@ -48,6 +51,7 @@ class LibCallRegistry {
   std::unordered_map<uint64_t, LibCall> pending_by_thread_;  // thread id -> call waiting for its launch
   std::unordered_map<uint32_t, LibCall> by_correlation_;     // correlation id -> call waiting for its kernel record
   Stats stats_;
+  std::unordered_map<std::string, double> flops_by_precision_;
 };
 
 LibCallRegistry& libcall_registry();

@@ -124,6 +124,9 @@ PYBIND11_MODULE(_C_cuda, m) {
       d["dropped"] = r.dropped;
       d["pending"] = r.pending;
       d["waiting"] = r.waiting;
+      py::dict fl;
+      for (const auto& kv : pc::libcall_registry().recorded_flops_by_precision()) fl[py::str(kv.first)] = kv.second;
+      d["recorded_flops_by_precision"] = fl;
       return d;
     }, "Hook counters (calls_by_library, cudnn_backend_executes, parse_failures, sample_unparsed, installed) and the "
        "library-call registry's (calls, bound, unbound, dropped, pending, waiting).");

@@ -184,3 +184,19 @@ def _require():
     if mod is None:
         raise RuntimeError(reason)
     return mod
+
+
+_last_recorded: dict[str, float] = {}
+
+
+def drain_flops_by_precision() -> dict[str, float]:
+    """Library formula FLOPs recorded since the previous call, by precision (all calls, bound to kernels or not).
+
+    Used when the kernel tracer is off (CUPTI held by another profiler): calls cannot be bound to kernels then, but
+    their FLOPs still add up per step.
+    """
+    global _last_recorded
+    now = dict(hook_stats().get("recorded_flops_by_precision") or {})
+    delta = {p: v - _last_recorded.get(p, 0.0) for p, v in now.items() if v - _last_recorded.get(p, 0.0) > 0}
+    _last_recorded = now
+    return delta
