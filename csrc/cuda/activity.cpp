@@ -4,6 +4,7 @@
 #include <cupti.h>
 // cupti.h brings the generated_cuda*_meta.h params structs (they have no include guards: never include them again).
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -143,6 +144,10 @@ uint64_t launch_stream(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, const
 // enabled. Only the outermost call binds: its correlation id is the one the kernel record carries (the runtime
 // call's for runtime launches, the driver call's for direct driver launches such as Triton's).
 thread_local int t_launch_depth = 0;
+// A stop between a launch's enter and exit callbacks leaves that thread's depth raised: each start opens a new
+// generation, and a thread whose depth belongs to an older one starts again from 0.
+std::atomic<uint64_t> g_launch_generation{0};
+thread_local uint64_t t_launch_generation = 0;
 
 void CUPTIAPI buffer_requested_cb(uint8_t** buffer, size_t* size, size_t* max_records) {
   ActivityTracer::instance().on_buffer_requested(buffer, size, max_records);
@@ -418,12 +423,23 @@ TracerStatus ActivityTracer::start_locked(const TracerOptions& options) {
     return s;
   }
   subscriber_ = sub;
+  g_launch_generation.fetch_add(1, std::memory_order_relaxed);
 
+  // Per-callback-id settings degrade one id at a time (a driver that lacks one launch entry point loses only the
+  // binding or step tag of launches made through it): logged, counted and named in the status message.
+  std::string degraded;
+  auto soft = [this, &degraded](const char* call, uint32_t cbid, CUptiResult res) {
+    if (res == CUPTI_SUCCESS) return false;
+    const std::string text = cupti_error_text(call, res, __FILE__, __LINE__) + " (cbid " + std::to_string(cbid) + ")";
+    note_callback_error(text);
+    degraded += (degraded.empty() ? "" : "; ") + text;
+    return true;
+  };
   for (CUpti_CallbackId cbid : kRuntimeLaunchCbids) {
-    PYPROF_CUPTI_START(cuptiEnableCallback(1, sub, CUPTI_CB_DOMAIN_RUNTIME_API, cbid));
+    soft("cuptiEnableCallback(RUNTIME_API)", cbid, cuptiEnableCallback(1, sub, CUPTI_CB_DOMAIN_RUNTIME_API, cbid));
   }
   for (CUpti_CallbackId cbid : kDriverLaunchCbids) {
-    PYPROF_CUPTI_START(cuptiEnableCallback(1, sub, CUPTI_CB_DOMAIN_DRIVER_API, cbid));
+    soft("cuptiEnableCallback(DRIVER_API)", cbid, cuptiEnableCallback(1, sub, CUPTI_CB_DOMAIN_DRIVER_API, cbid));
   }
 
   pool_.configure(options.buffer_bytes, options.max_buffers);
@@ -439,17 +455,20 @@ TracerStatus ActivityTracer::start_locked(const TracerOptions& options) {
     enabled_kinds_.push_back(static_cast<int>(kind));
   }
   for (CUpti_CallbackId cbid : kRuntimeLaunchCbids) {
-    PYPROF_CUPTI_START(cuptiActivityEnableRuntimeApi(cbid, 1));
-    enabled_runtime_cbids_.push_back(cbid);
+    if (!soft("cuptiActivityEnableRuntimeApi", cbid, cuptiActivityEnableRuntimeApi(cbid, 1))) {
+      enabled_runtime_cbids_.push_back(cbid);
+    }
   }
   for (CUpti_CallbackId cbid : kDriverLaunchCbids) {
-    PYPROF_CUPTI_START(cuptiActivityEnableDriverApi(cbid, 1));
-    enabled_driver_cbids_.push_back(cbid);
+    if (!soft("cuptiActivityEnableDriverApi", cbid, cuptiActivityEnableDriverApi(cbid, 1))) {
+      enabled_driver_cbids_.push_back(cbid);
+    }
   }
 
   TracerStatus s;
   s.ok = true;
   s.message = "tracing kernels, memcpys and memsets";
+  if (!degraded.empty()) s.message += "; degraded: " + degraded;
   return s;
 }
 
@@ -578,6 +597,11 @@ void ActivityTracer::on_api_callback(int domain_int, uint32_t cbid, const void* 
     if (domain != CUPTI_CB_DOMAIN_RUNTIME_API && domain != CUPTI_CB_DOMAIN_DRIVER_API) return;
     const auto* info = static_cast<const CUpti_CallbackData*>(cbdata);
     if (info == nullptr) return;
+    const uint64_t generation = g_launch_generation.load(std::memory_order_relaxed);
+    if (t_launch_generation != generation) {
+      t_launch_generation = generation;
+      t_launch_depth = 0;
+    }
     if (info->callbackSite == CUPTI_API_EXIT) {
       if (t_launch_depth > 0) --t_launch_depth;
       return;
