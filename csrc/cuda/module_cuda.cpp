@@ -59,6 +59,250 @@ PYBIND11_MODULE(_C_cuda, m) {
      "FP32 FFMA-chain peak of one GPU, timed with CUDA events.");
 
   // ==== section activity: activity tracer and aggregator (activity.h, aggregator.h) ====
+  {
+    namespace pc = pyprof::cuda;
+    auto& tracer = pc::ActivityTracer::instance();
+    auto grid3 = [](const int32_t* v) { return py::make_tuple(v[0], v[1], v[2]); };
+    auto to_int3 = [](const py::tuple& t, const char* what) {
+      if (t.size() != 3) throw py::value_error(std::string(what) + " must be a tuple of 3 ints");
+      return std::vector<int32_t>{t[0].cast<int32_t>(), t[1].cast<int32_t>(), t[2].cast<int32_t>()};
+    };
+    m.attr("CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED") = pc::kCuptiErrorMultipleSubscribers;
+    m.attr("TRACER_NO_DRIVER") = pc::TracerStatus::kNoDriver;
+
+    m.def("tracer_start", [&tracer](size_t buffer_bytes, size_t max_buffers) {
+      pc::TracerOptions o;
+      o.buffer_bytes = buffer_bytes;
+      o.max_buffers = max_buffers;
+      pc::TracerStatus s;
+      {
+        py::gil_scoped_release release;
+        s = tracer.start(o);
+      }
+      py::dict d;
+      d["ok"] = s.ok;
+      d["code"] = s.code;
+      d["message"] = s.message;
+      d["holder"] = s.holder;
+      return d;
+    }, py::arg("buffer_bytes") = size_t{4} << 20, py::arg("max_buffers") = size_t{64},
+       "Start the process-wide CUPTI kernel tracer. Returns {ok, code, message, holder}; code is a CUptiResult "
+       "(CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED when another tool holds CUPTI) or TRACER_NO_DRIVER. "
+       "Raises ValueError for bad options only.");
+    m.def("tracer_stop", [&tracer] {
+      py::gil_scoped_release release;
+      tracer.stop();
+    }, "Flush, disable the activity kinds and unsubscribe; no-op when not tracing.");
+    m.def("tracer_flush", [&tracer] {
+      py::gil_scoped_release release;
+      tracer.flush();
+    }, "Hand every CUPTI buffer (full or not) to the decoder; blocks until done.");
+    m.def("tracer_now_ns", [&tracer] { return tracer.now_ns(); },
+          "CUPTI's timestamp (ns), the clock of the kernel records.");
+    m.def("tracer_active", [&tracer] { return tracer.active(); });
+    m.def("tracer_close_window", [&tracer, grid3](uint64_t start_ns, uint64_t end_ns, bool keep_records) {
+      const pc::WindowSummary w = tracer.aggregator().close_window(start_ns, end_ns, keep_records);
+      py::dict busy, idle, flops;
+      for (const auto& [dev, ns] : w.busy_ns) busy[py::int_(dev)] = ns;
+      for (const auto& [dev, ns] : w.idle_ns) idle[py::int_(dev)] = ns;
+      for (const auto& [prec, f] : w.library_flops) flops[py::str(prec)] = f;
+      py::dict d;
+      d["start_ns"] = w.start_ns;
+      d["end_ns"] = w.end_ns;
+      d["kernel_count"] = w.kernel_count;
+      d["kernel_ns"] = w.kernel_ns;
+      d["busy_ns"] = busy;
+      d["idle_ns"] = idle;
+      d["uncounted_kernel_ns"] = w.uncounted_kernel_ns;
+      d["library_flops"] = flops;
+      d["library_kernel_count"] = w.library_kernel_count;
+      d["memcpy_count"] = w.memcpy_count;
+      d["memcpy_bytes"] = w.memcpy_bytes;
+      d["memcpy_ns"] = w.memcpy_ns;
+      d["memset_count"] = w.memset_count;
+      d["memset_bytes"] = w.memset_bytes;
+      d["memset_ns"] = w.memset_ns;
+      d["discarded_before_start"] = w.discarded_before_start;
+      d["records_truncated"] = w.records_truncated;
+      if (!w.has_records) {
+        d["records"] = py::none();
+      } else {
+        py::list recs;
+        for (const auto& k : w.records) {
+          py::dict r;
+          r["name"] = k.name;
+          r["device"] = k.device_id;
+          r["context"] = k.context_id;
+          r["stream"] = k.stream_id;
+          r["grid"] = grid3(k.grid);
+          r["block"] = grid3(k.block);
+          r["start_ns"] = k.start_ns;
+          r["end_ns"] = k.end_ns;
+          r["correlation_id"] = k.correlation_id;
+          r["graph_id"] = k.graph_id;
+          r["graph_node_id"] = k.graph_node_id;
+          r["external_id"] = k.external_id;
+          r["library_flops"] = k.library_flops;
+          r["precision"] = k.precision.empty() ? py::object(py::none()) : py::object(py::str(k.precision));
+          recs.append(r);
+        }
+        d["records"] = recs;
+      }
+      return d;
+    }, py::arg("start_ns"), py::arg("end_ns"), py::arg("keep_records") = false,
+       "Aggregate and remove the pending records that start in [start_ns, end_ns) (tracer_now_ns clock); "
+       "earlier ones are discarded (counted as outside_windows), later ones stay pending. Does not flush.");
+    m.def("tracer_kernel_table", [&tracer, grid3](int top_n) {
+      py::list out;
+      for (const auto& r : tracer.aggregator().kernel_table(top_n)) {
+        py::dict d;
+        d["name"] = r.name;
+        d["device"] = r.device;
+        d["grid"] = grid3(r.grid);
+        d["block"] = grid3(r.block);
+        d["count"] = r.count;
+        d["total_ns"] = r.total_ns;
+        d["max_ns"] = r.max_ns;
+        d["library_flops"] = r.library_flops;
+        d["library_ns"] = r.library_ns;
+        d["precision"] = r.precision.empty() ? py::object(py::none()) : py::object(py::str(r.precision));
+        d["library_calls"] = r.library_calls;
+        out.append(d);
+      }
+      return out;
+    }, py::arg("top_n") = 20,
+       "Kernel rows keyed by (name, grid, block, device), longest total time first; top_n <= 0 gives all.");
+    m.def("tracer_stats", [&tracer] {
+      const pc::TracerStats s = tracer.stats();
+      py::dict d;
+      d["active"] = s.active;
+      d["records_decoded"] = s.records_decoded;
+      d["kernel_records"] = s.kernel_records;
+      d["memcpy_records"] = s.memcpy_records;
+      d["memset_records"] = s.memset_records;
+      d["external_correlation_records"] = s.external_records;
+      d["api_records"] = s.api_records;
+      d["other_records"] = s.other_records;
+      d["buffers_completed"] = s.buffers_completed;
+      d["dropped_by_cupti"] = s.dropped_by_cupti;
+      d["buffer_requests_refused"] = s.buffers.refused;
+      d["buffers_allocated"] = s.buffers.allocated;
+      d["buffers_in_use"] = s.buffers.in_use;
+      d["decode_errors"] = s.decode_errors;
+      d["callback_errors"] = s.callback_errors;
+      d["last_error"] = s.last_error;
+      d["launches_seen"] = s.launches_seen;
+      d["launches_bound"] = s.launches_bound;
+      d["pending_dropped"] = s.aggregator.pending_dropped;
+      d["keys_overflowed"] = s.aggregator.keys_overflowed;
+      d["outside_windows"] = s.aggregator.outside_windows;
+      d["no_timestamp_records"] = s.aggregator.no_timestamp;
+      d["external_ids_evicted"] = s.aggregator.external_evicted;
+      d["library_kernels"] = s.aggregator.library_kernels;
+      d["pending_records"] = s.aggregator.pending;
+      d["kernel_keys"] = s.aggregator.keys;
+      return d;
+    }, "Counters of the tracer: records decoded, losses (CUPTI drops, refused buffers, pending drops, key overflow, "
+       "records outside any window) and errors logged in callbacks.");
+    m.def("tracer_push_external_id", [&tracer](uint64_t id) { tracer.push_external_id(id); }, py::arg("id"),
+          "Tag this thread's next launches with id (CUSTOM0 external correlation); no-op when not tracing.");
+    m.def("tracer_pop_external_id", [&tracer] { return tracer.pop_external_id(); },
+          "End the innermost tag of this thread; returns its id, 0 when none or not tracing.");
+
+    // ---- test seam: CUPTI-layout records through the real decoder, without a GPU ----
+    m.def("activity_make_kernel_record",
+          [to_int3](const std::string& name, uint64_t start_ns, uint64_t end_ns, uint32_t device, uint32_t stream,
+                    const py::tuple& grid, const py::tuple& block, uint32_t correlation_id, uint32_t context,
+                    uint32_t graph_id, uint64_t graph_node_id, bool concurrent) {
+            const auto g = to_int3(grid, "grid");
+            const auto b = to_int3(block, "block");
+            return py::bytes(pc::make_kernel_record_bytes(name, start_ns, end_ns, device, context, stream, g.data(),
+                                                          b.data(), correlation_id, graph_id, graph_node_id,
+                                                          concurrent));
+          },
+          py::arg("name"), py::arg("start_ns"), py::arg("end_ns"), py::arg("device") = 0, py::arg("stream") = 7,
+          py::arg("grid") = py::make_tuple(1, 1, 1), py::arg("block") = py::make_tuple(1, 1, 1),
+          py::arg("correlation_id") = 0, py::arg("context") = 1, py::arg("graph_id") = 0,
+          py::arg("graph_node_id") = 0, py::arg("concurrent") = true,
+          "A CUpti_ActivityKernel10 record (kind CONCURRENT_KERNEL, or KERNEL when concurrent=False) as bytes.");
+    m.def("activity_make_memcpy_record",
+          [](uint64_t num_bytes, uint64_t start_ns, uint64_t end_ns, uint8_t copy_kind, uint32_t device,
+             uint32_t stream, uint32_t correlation_id, uint32_t context) {
+            return py::bytes(pc::make_memcpy_record_bytes(num_bytes, start_ns, end_ns, copy_kind, device, context,
+                                                          stream, correlation_id));
+          },
+          py::arg("num_bytes"), py::arg("start_ns"), py::arg("end_ns"), py::arg("copy_kind") = 1,
+          py::arg("device") = 0, py::arg("stream") = 7, py::arg("correlation_id") = 0, py::arg("context") = 1,
+          "A CUpti_ActivityMemcpy6 record as bytes (copy_kind: CUpti_ActivityMemcpyKind, 1 = HtoD).");
+    m.def("activity_make_memset_record",
+          [](uint64_t num_bytes, uint64_t start_ns, uint64_t end_ns, uint32_t value, uint32_t device,
+             uint32_t stream, uint32_t correlation_id, uint32_t context) {
+            return py::bytes(pc::make_memset_record_bytes(num_bytes, start_ns, end_ns, value, device, context,
+                                                          stream, correlation_id));
+          },
+          py::arg("num_bytes"), py::arg("start_ns"), py::arg("end_ns"), py::arg("value") = 0, py::arg("device") = 0,
+          py::arg("stream") = 7, py::arg("correlation_id") = 0, py::arg("context") = 1,
+          "A CUpti_ActivityMemset4 record as bytes.");
+    m.def("activity_make_external_correlation_record",
+          [](uint32_t correlation_id, uint64_t external_id, uint32_t external_kind) {
+            return py::bytes(pc::make_external_correlation_record_bytes(correlation_id, external_id, external_kind));
+          },
+          py::arg("correlation_id"), py::arg("external_id"),
+          py::arg("external_kind") = pc::kExternalKindCustom0,
+          "A CUpti_ActivityExternalCorrelation record as bytes (kind CUSTOM0 by default).");
+    m.def("activity_decode_for_test", [&tracer](const py::bytes& buffer) {
+      const std::string raw = buffer;
+      const pc::DecodeCounts c = tracer.ingest_bytes_for_test(raw.data(), raw.size());
+      py::dict d;
+      d["records"] = c.records;
+      d["kernels"] = c.kernels;
+      d["memcpys"] = c.memcpys;
+      d["memsets"] = c.memsets;
+      d["external_correlations"] = c.externals;
+      d["api"] = c.api;
+      d["other"] = c.other;
+      d["error"] = c.error ? py::object(py::str(c.error_message)) : py::object(py::none());
+      return d;
+    }, py::arg("buffer"),
+       "Decode concatenated CUPTI records with the tracer's own buffer path into the live aggregator.");
+    m.def("activity_reset_for_test", [&tracer] {
+      tracer.reset_for_test();
+      tracer.aggregator().set_limits(pc::Aggregator::Limits{});
+    }, "Forget records, rows, counters and pending library calls; restore the default limits.");
+    m.def("activity_set_limits_for_test",
+          [&tracer](size_t max_kernel_keys, size_t max_pending_records, size_t max_window_records,
+                    size_t max_external_ids) {
+            pc::Aggregator::Limits l;
+            l.max_kernel_keys = max_kernel_keys;
+            l.max_pending_records = max_pending_records;
+            l.max_window_records = max_window_records;
+            l.max_external_ids = max_external_ids;
+            tracer.aggregator().set_limits(l);
+          },
+          py::arg("max_kernel_keys") = 4096, py::arg("max_pending_records") = size_t{1} << 19,
+          py::arg("max_window_records") = size_t{1} << 16, py::arg("max_external_ids") = size_t{1} << 16,
+          "Set the aggregator's caps (tests use small ones to reach the overflow paths).");
+    m.def("activity_record_libcall_for_test",
+          [](uint64_t thread_id, uint64_t stream, double flops, const std::string& precision) {
+            pc::LibCall c;
+            c.library = "test";
+            c.op = "matmul";
+            c.thread_id = thread_id;
+            c.stream = stream;
+            c.flops = flops;
+            c.precision = precision;
+            return pc::libcall_registry().record(std::move(c));
+          },
+          py::arg("thread_id"), py::arg("stream"), py::arg("flops"), py::arg("precision"),
+          "Record a library call in the registry, as the hooks do (returns its id).");
+    m.def("activity_bind_launch_for_test",
+          [](uint64_t thread_id, uint64_t stream, uint32_t correlation_id) {
+            return pc::libcall_registry().bind_launch(thread_id, stream, correlation_id);
+          },
+          py::arg("thread_id"), py::arg("stream"), py::arg("correlation_id"),
+          "Bind the thread's pending library call to a launch, as the launch callback does (returns the call id, "
+          "0 when none bound).");
+  }
   // ==== end section activity ====
 
   // ==== section libhooks: library-call hooks and parsers (libhooks.h, libcalls.h) ====
