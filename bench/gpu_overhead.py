@@ -113,7 +113,8 @@ def _block(mode: str, step: Callable[[], None], model: Any, n: int) -> tuple[lis
         g = prof.result().gpu or {}
         info = {"status": {k: v.get("active") for k, v in (g.get("status") or {}).items()},
                 "reasons": {k: v.get("reason") for k, v in (g.get("status") or {}).items() if not v.get("active")},
-                "dropped_records": (g.get("tracer_stats") or {}).get("dropped_records"),
+                "records_lost": {k: (g.get("tracer_stats") or {}).get(k)
+                                 for k in ("dropped_by_cupti", "buffer_requests_refused", "pending_dropped")},
                 "kernels_per_step": ((g.get("totals") or {}).get("kernel_count") or 0) / max(1, n)}
     elif mode == "torch.profiler":
         from torch.profiler import ProfilerActivity, profile

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from types import ModuleType
 
 from .errors import NativeExtensionError
@@ -32,11 +33,71 @@ def load_core() -> ModuleType:
         raise NativeExtensionError(f"pyprof's native core pyprof._C could not be loaded ({e}); {_BUILD_HINT}") from e
 
 
+def loaded_cupti() -> str | None:
+    """Path of the libcupti already mapped into this process (by torch, CuPy or pyprof), if any."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(" ", 1)[-1].strip()
+                if "/libcupti.so" in path:
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def find_wheel_cupti(site_dirs: list[str] | None = None) -> str | None:
+    """The libcupti.so.13 of an ``nvidia-cuda-cupti`` wheel (what pip-installed torch loads), if installed."""
+    import glob
+    import site
+    import sys
+
+    dirs = site_dirs if site_dirs is not None else [*site.getsitepackages(), site.getusersitepackages(), *sys.path]
+    for d in dirs:
+        for pattern in ("nvidia/cu13/lib/libcupti.so.13", "nvidia/cuda_cupti/lib/libcupti.so.13",
+                        "nvidia/*/lib/libcupti.so.13"):
+            hits = sorted(glob.glob(os.path.join(d, pattern)))
+            if hits:
+                return hits[0]
+    return None
+
+
+#: which libcupti the CUDA part uses, and why (filled by load_cuda)
+CUPTI_LIBRARY: dict[str, str | None] = {"path": None, "how": None}
+
+
+def _share_framework_cupti() -> None:
+    """Make pyprof._C_cuda use the framework's libcupti: never two copies of CUPTI in one process.
+
+    The dynamic loader resolves ``libcupti.so.13`` to an already-loaded object of that soname before searching paths,
+    so loading the wheel's copy first (RTLD_GLOBAL) makes our module bind to it instead of the toolkit's.
+    """
+    import ctypes
+
+    path = loaded_cupti()
+    if path:
+        CUPTI_LIBRARY.update(path=path, how="already loaded in this process")
+        return
+    wheel = find_wheel_cupti()
+    if wheel:
+        try:
+            ctypes.CDLL(wheel, mode=ctypes.RTLD_GLOBAL)
+            CUPTI_LIBRARY.update(path=wheel, how="the nvidia-cuda-cupti wheel's copy (the one pip-installed torch uses)")
+            return
+        except OSError as e:
+            CUPTI_LIBRARY.update(how=f"could not preload {wheel}: {e}")
+            return
+    CUPTI_LIBRARY.update(how="the toolkit's copy found through the module's RPATH")
+
+
 @functools.lru_cache(maxsize=None)
 def load_cuda() -> tuple[ModuleType | None, str]:
     """Return ``(pyprof._C_cuda, "")``, or ``(None, reason)`` when the CUDA part is absent or cannot load."""
     try:
-        return importlib.import_module("pyprof._C_cuda"), ""
+        _share_framework_cupti()
+        mod = importlib.import_module("pyprof._C_cuda")
+        CUPTI_LIBRARY["path"] = loaded_cupti() or CUPTI_LIBRARY["path"]
+        return mod, ""
     except ModuleNotFoundError:
         return None, (
             "the CUDA/CUPTI part of pyprof was not built (no CUDA toolkit with CUPTI at build time); "

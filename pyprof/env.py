@@ -87,6 +87,9 @@ def collect_env(measure_peaks: bool = False) -> dict[str, Any]:
     if cuda_mod is not None:
         probe, err = _safe(cuda_mod.probe)
         cuda["probe"] = probe if probe is not None else {"status": err}
+        from ._native import CUPTI_LIBRARY
+
+        cuda["cupti_library"] = dict(CUPTI_LIBRARY)
     env["cuda"] = cuda
     env["nvml"] = _nvml()
     env["gpu_counter_permission"] = _gpu_profiling_permission()

@@ -195,3 +195,21 @@ def test_ffma_peak_reaches_most_of_the_fp32_spec():
     p = mod.probe()["devices"][0]
     spec = props.multi_processor_count * 128 * 2 * p["sm_clock_khz"] * 1e3
     assert r["flops_per_s"] > 0.8 * spec
+
+
+def test_cuda_part_uses_one_libcupti(tmp_path):
+    """pyprof binds to the libcupti the framework uses (the nvidia wheel's) and never loads a second copy."""
+    from pyprof import _native
+
+    mod, _ = _native.load_cuda()
+    if mod is None:
+        pytest.skip("CUDA part not built")
+    with open("/proc/self/maps") as f:
+        copies = {line.rsplit(" ", 1)[-1].strip() for line in f if "/libcupti.so" in line}
+    assert len(copies) == 1 and _native.CUPTI_LIBRARY["path"] in copies
+    # the wheel finder looks where pip puts nvidia-cuda-cupti for CUDA 13
+    lib = tmp_path / "nvidia" / "cu13" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "libcupti.so.13").write_bytes(b"")
+    assert _native.find_wheel_cupti([str(tmp_path)]) == str(lib / "libcupti.so.13")
+    assert _native.find_wheel_cupti([str(tmp_path / "none")]) is None

@@ -134,9 +134,10 @@ def gpu_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
         if t.get("energy_j") is not None:
             add("energy / per analytic FLOP", f"{num(t['energy_j'])} J / {si(t.get('energy_per_analytic_flop_j'), 'J')}")
     ts = g.get("tracer_stats") or {}
-    dropped = ts.get("dropped_records")
-    if dropped is not None:
-        add("activity records dropped", str(dropped))
+    if ts:
+        lost = {k: ts.get(k) for k in ("dropped_by_cupti", "buffer_requests_refused", "pending_dropped")
+                if ts.get(k) is not None}
+        add("activity records lost", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in lost.items()) or "n/a")
     for n in g.get("notes") or []:
         rows.append(("notes", "gpu", n))
     return rows
