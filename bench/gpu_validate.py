@@ -212,19 +212,13 @@ def check_cost(model: str, steps: int = 3) -> dict[str, Any]:
     s = CounterSession("step")
     if not s.start():
         return {"check": f"cost {model}", "error": s.reason}
+    passes_needed = int(s.metric_set.num_passes or 1)
     t0 = time.perf_counter()
-    i = 0
-    passes = s.metric_set and None
-    while True:
+    for i in range(passes_needed):  # step mode: one pass per step, the passes of successive identical steps
         s.begin_step(i)
         step()
         s.end_step(i)
-        i += 1
-        if getattr(s, "complete", False) or i >= 64:
-            break
-        r = s._result  # noqa: SLF001 - the session says when the passes are all in
-        if r.num_passes and i >= r.num_passes:
-            break
+    i = passes_needed
     res = jsonable(s.finish())
     cost = time.perf_counter() - t0
     passes = res.get("num_passes")

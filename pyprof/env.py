@@ -20,21 +20,11 @@ def _safe(fn, *args, **kwargs) -> tuple[Any, str | None]:
 
 
 def _gpu_profiling_permission() -> dict[str, Any]:
-    """RmProfilingAdminOnly from the NVIDIA driver's procfs params (1 = counters need admin)."""
-    path = "/proc/driver/nvidia/params"
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith("RmProfilingAdminOnly"):
-                    admin_only = line.split(":", 1)[1].strip() == "1"
-                    return {
-                        "RmProfilingAdminOnly": admin_only,
-                        "fix": ("run as root / with CAP_SYS_ADMIN, or load the driver with "
-                                "NVreg_RestrictProfilingToAdminUsers=0") if admin_only else "",
-                    }
-    except OSError:
-        return {"RmProfilingAdminOnly": None, "reason": f"{path} not readable (no NVIDIA driver loaded)"}
-    return {"RmProfilingAdminOnly": None, "reason": f"RmProfilingAdminOnly not listed in {path}"}
+    """Whether GPU performance counters are readable here (the driver's RmProfilingAdminOnly), with the fix."""
+    from .gpu.counters import profiling_permission
+
+    allowed, message = profiling_permission()
+    return {"allowed": allowed, "message": message}
 
 
 def _nvml() -> dict[str, Any]:

@@ -337,7 +337,7 @@ class Profile:
         if self._device is not None and self._device.kind == "cuda":
             self._cuda_sync()
             if self._gpu is not None:
-                self._gpu.begin_step(self._step_index)
+                self._gpu.begin_step(self._step_index, recording=self._action in ("record", "record_and_save"))
         self._t0 = time.perf_counter()
         self._c0 = time.process_time()
         self._hw_start = self._read_hw()
@@ -374,7 +374,7 @@ class Profile:
             hardware_flops=hw_flops if gpu_step is None or gpu_step.get("executed_flops") is None
             else gpu_step["executed_flops"],
             examples=examples if examples is not None else self.examples_per_step,
-            perturbed=self._step_counted,
+            perturbed=self._step_counted or bool(gpu_step and gpu_step.get("counters_ran")),
             gpu=gpu_step or None,
         ))
 
@@ -739,6 +739,7 @@ class Profile:
             counting_time = sum(max(0.0, s.wall_time_s - med) for s in counted_steps)
         totals = summarize_steps(self._steps, counting_time, len(self._flop_counts))
         notes = list(self._notes)
+        self._apply_gpu_counters(totals, notes)
         rec = None
         try:
             spec, measured, extra_peaks, pnotes = self._peaks(final)
@@ -793,6 +794,30 @@ class Profile:
             gpu=gpu,
         )
 
+    def _apply_gpu_counters(self, totals: Any, notes: list[str]) -> None:
+        """Executed FLOPs per step from the GPU hardware counters (once collected) become the run's hardware FLOPs."""
+        c = (self._gpu_section or {}).get("counters")
+        if not c:
+            return
+        ex = c.get("executed_flops")
+        if not c.get("complete") or ex is None:
+            notes.append(f"GPU hardware counters ({c.get('mode')} mode) gave no executed FLOPs: "
+                         f"{c.get('reason') or 'nothing collected'}")
+            return
+        if c.get("mixed"):
+            notes.append("GPU counter totals are mixed: " + (c.get("mixed_reason") or "the kernel sequence changed "
+                         "between the steps that contributed passes"))
+        totals.timed_hardware_flops = ex * totals.timed_steps
+        totals.hardware_flops = ex * totals.steps
+        self._hw_info = {"available": True, "mode": c.get("mode"),
+                         "source": (f"CUPTI Range Profiler, {c.get('mode')} mode, {c.get('num_passes')} pass(es): "
+                                    "executed FLOPs of one step (SIMT FP instructions + tensor-core ops), applied to "
+                                    "every recorded step"),
+                         "reason": ""}
+        if c.get("mode") == "kernel":
+            notes.append("GPU counters in kernel mode serialize and replay every kernel of the counted step: that "
+                         "step is left out of the rates")
+
     def _gpu_result(self, totals: Any, notes: list[str]) -> dict[str, Any]:
         """The run's GPU section: the sources' own section plus totals and per-precision utilization."""
         from .reconcile import gpu_totals
@@ -805,7 +830,16 @@ class Profile:
             peaks = {}
             notes.append(f"GPU spec peaks unavailable: {e!r}")
         clean = [s for s in self._steps if not s.perturbed] or list(self._steps)
-        section["totals"] = gpu_totals(clean, peaks)
+        section["totals"] = t = gpu_totals(clean, peaks)
+        c = section.get("counters") or {}
+        ex = c.get("executed_flops") if c.get("complete") else None
+        if ex is not None and t.get("steps"):
+            lib = t.get("library_flops")
+            ana = totals.timed_analytic_flops
+            t["executed_flops_per_step"] = ex
+            t["executed_flops"] = ex * t["steps"]
+            t["executed_over_library"] = (ex * t["steps"] / lib) if lib else None
+            t["executed_over_analytic"] = (ex * totals.timed_steps / ana) if ana else None
         return section
 
     def _autosave(self) -> None:

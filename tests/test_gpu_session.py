@@ -116,3 +116,21 @@ def test_reports_render_the_gpu_section(tmp_path):
     write_reports(r, tmp_path, ("json",))
     back = read_report(tmp_path / "report.json")
     assert back.gpu["totals"]["kernel_count"] == 40 and back.steps[0].gpu["busy_time_s"] == 0.008
+
+
+def test_counter_flops_become_the_runs_hardware_flops():
+    """Once step-mode counters have all their passes, their executed FLOPs per step feed HFU (pure wiring check)."""
+    import torch
+
+    m = torch.nn.Linear(8, 8)
+    with pyprof.profile(m, measure_peak=False, peak=1e12, count_flops="off") as prof:
+        for _ in range(3):
+            m(torch.randn(4, 8)).sum().backward()
+            prof.step()
+        prof._gpu_section = {"counters": {"mode": "step", "complete": True, "executed_flops": 1e6, "num_passes": 5,
+                                          "mixed": True, "mixed_reason": "step 2 ran other kernels"}}
+        r = prof.result()
+    # 3 recorded steps x 1e6 executed FLOPs
+    assert r.totals.hardware_flops == 3e6 and r.hardware_counters["available"] is True
+    assert r.reconciliation.hfu == pytest.approx(3e6 / r.totals.timed_wall_time_s / 1e12)
+    assert any("mixed" in n for n in r.notes)

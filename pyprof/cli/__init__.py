@@ -67,7 +67,8 @@ def env_cmd(
     n = env["nvml"]
     t.add_row("NVML", f"driver {n['driver_version']}, {len(n['gpus'])} GPU(s)" if n.get("available") else n["reason"])
     perm = env["gpu_counter_permission"]
-    t.add_row("GPU counter permission", str(perm.get("RmProfilingAdminOnly")) + " " + (perm.get("fix") or perm.get("reason", "")))
+    t.add_row("GPU counter permission", {True: "allowed", False: "denied", None: "unknown"}[perm.get("allowed")] +
+              ": " + str(perm.get("message")))
     cpu = env.get("cpu", {})
     if "best_isa" in cpu:
         t.add_row("CPU", f"{cpu['model_name']} ({cpu['vendor']}), {cpu['logical_cpus']} CPUs, ISA {', '.join(cpu['isas'])}")

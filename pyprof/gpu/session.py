@@ -85,6 +85,8 @@ class GpuSession:
         self._t0_mono = 0.0
         self._started = False
         self._hooks_installed = False
+        self._counting_step = False
+        self._kernel_mode_steps = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -197,8 +199,12 @@ class GpuSession:
             self.status["pm_sampling"] = {"active": False, "reason": f"PM sampling failed to start: {e!r}"}
 
     # ------------------------------------------------------------------ steps
-    def begin_step(self, step: int) -> None:
-        """Open a step window. Call after the device was synchronized."""
+    def begin_step(self, step: int, recording: bool = True) -> None:
+        """Open a step window. Call after the device was synchronized.
+
+        Hardware counters run only in recorded steps: step mode until its passes are all in (one per step), kernel
+        mode in the first recorded step only (kernel replay serializes and re-runs every kernel of the step).
+        """
         self._t0_mono = time.monotonic()
         if self._tracer is not None:
             try:
@@ -210,9 +216,13 @@ class GpuSession:
                 self._events[0].record()
             except Exception:
                 self._events = None
-        if self._counters is not None:
+        self._counting_step = False
+        if self._counters is not None and recording and not (self.options.counters == "kernel"
+                                                              and self._kernel_mode_steps >= 1):
             try:
                 self._counters.begin_step(step)
+                self._counting_step = True
+                self._kernel_mode_steps += self.options.counters == "kernel"
             except Exception as e:
                 self._drop_counters(e)
 
@@ -266,17 +276,16 @@ class GpuSession:
                     out["nvml"] = d
             except Exception as e:
                 self.notes.append(f"NVML window failed: {e!r}")
-        if self._counters is not None:
+        if self._counters is not None and self._counting_step:
             try:
+                # identical-step check for step mode: the kernel sequence when records are kept, else the count
                 sig = None
                 if "kernels" in out:
                     sig = tuple(k.get("name") for k in out["kernels"])
                 elif "kernel_count" in out:
                     sig = (out["kernel_count"],)
-                ex = self._counters.end_step(step, kernel_signature=sig)
-                if ex:
-                    out["executed_flops_by_precision"] = dict(ex)
-                    out["executed_flops"] = float(sum(ex.values()))
+                self._counters.end_step(step, kernel_signature=sig)
+                out["counters_ran"] = True  # the step's time includes counter collection: left out of rates
             except Exception as e:
                 self._drop_counters(e)
         return out if recording else None
