@@ -596,9 +596,8 @@ class Profile:
 
             devs, _why = detect_devices()
             for d in devs:
-                dd = d if isinstance(d, dict) else getattr(d, "__dict__", {})
-                if dd.get("index") == idx:
-                    details["sm_clock_hz"] = dd.get("sm_clock_hz") or (dd.get("sm_clock_khz") or 0) * 1e3 or None
+                if d.index == idx:
+                    details["sm_clock_hz"] = d.max_sm_clock_hz  # the driver's maximum SM clock
         except Exception:
             pass
         return DeviceReport(kind="cuda", name=details.get("name") or torch.cuda.get_device_name(idx), supported=False,
@@ -674,13 +673,17 @@ class Profile:
     def _gpu_spec_peaks(self) -> dict[str, Any]:
         """Spec peak per precision of this GPU: {precision: SpecPeak-like or None}."""
         from .gpu import peaks as gp
+        from .gpu.libcalls import PRECISIONS as LIBRARY_PRECISIONS
 
         d = self._device.details if self._device is not None else {}
+        cc = tuple(d.get("compute_capability") or (0, 0))
         out: dict[str, Any] = {}
-        for p in gp.PRECISIONS:
+        for p in LIBRARY_PRECISIONS:  # keyed by the library calls' precision classes
             try:
-                out[p] = gp.spec_peak(self._device.name, tuple(d.get("compute_capability") or (0, 0)),
-                                      d.get("sm_count"), d.get("sm_clock_hz"), p)
+                out[p] = gp.spec_peak(self._device.name, cc, d.get("sm_count") or 0, d.get("sm_clock_hz") or 0.0,
+                                      gp.gemm_peak_precision(p, cc))  # e.g. FP64 GEMMs run on FP64 tensor cores
+                if out[p].flops_per_s is None:
+                    out[p] = None
             except Exception:
                 out[p] = None
         return out
@@ -704,20 +707,21 @@ class Profile:
             if sp is not None and spec is None:
                 spec = PeakReport(sp.flops_per_s, "spec", gprec, sp.source)
             clk = self._observed_sm_clock_hz()
-            if clk and self._device is not None:
-                d = self._device.details
-                adj = gp.clock_adjusted_peak(self._device.name, tuple(d.get("compute_capability") or (0, 0)),
-                                             d.get("sm_count"), clk, gprec)
-                if adj is not None:
-                    extra.append(PeakReport(adj.flops_per_s, "spec at observed SM clock", gprec,
-                                            f"{adj.source}; NVML median SM clock {clk / 1e6:.0f} MHz"))
+            d = self._device.details if self._device is not None else {}
+            cc = tuple(d.get("compute_capability") or (0, 0))
+            peak_class = gp.gemm_peak_precision(gprec, cc) if gprec in gp.PRECISIONS else gprec
+            if clk and d.get("sm_count"):
+                adj = gp.clock_adjusted_peak(cc, d["sm_count"], clk, peak_class)
+                if adj:
+                    extra.append(PeakReport(adj, "spec at observed SM clock", gprec,
+                                            f"SMs x FLOP/clock/SM x NVML median SM clock {clk / 1e6:.0f} MHz"))
             if self.measure_peak and final and self._device is not None:
-                rows = gp.measure_gpu_peaks(int(self._device.details.get("index", 0)), precisions=[gprec], quick=True)
-                best = max((r for r in rows if r.precision == gprec and r.measured_flops_per_s),
+                rows = gp.measure_gpu_peaks(int(d.get("index", 0)), precisions=[gprec], quick=True)
+                best = max((r for r in rows if r.precision == peak_class and r.measured_flops_per_s),
                            key=lambda r: r.measured_flops_per_s, default=None)
                 if best is not None:
                     measured = PeakReport(best.measured_flops_per_s, "measured", gprec,
-                                          f"pyprof GPU peak ({best.method})")
+                                          f"pyprof GPU peak: {best.kind} ({best.method}, median launch)")
         except Exception as e:
             notes.append(f"GPU peaks unavailable: {e!r}")
         if spec is None:
