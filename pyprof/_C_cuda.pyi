@@ -19,4 +19,6 @@ def ffma_peak(device: int = 0, blocks_per_sm: int = 8, threads_per_block: int = 
 # ==== end section pm_sampler ====
 
 # ==== section peaks ====
+def gpu_peak_kinds() -> list[str]: ...
+def gpu_peak(kind: str, device: int = 0, iterations: int = 0, repeats: int = 5) -> dict[str, Any]: ...
 # ==== end section peaks ====
