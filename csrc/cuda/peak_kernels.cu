@@ -75,17 +75,17 @@ template <Mma M>
 __device__ __forceinline__ void mma_step(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   if constexpr (M == Mma::bf16) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
   } else if constexpr (M == Mma::fp16) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
   } else {
-    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
@@ -106,9 +106,13 @@ __global__ void mma_kernel(float* out, long long* cycles, int* status, int trips
   for (int i = 0; i < 4; ++i) a[i] = pattern ^ (threadIdx.x & 1u);
   b[0] = pattern;
   b[1] = pattern ^ (threadIdx.x & 2u);
+  // Distinct starting accumulators, and volatile asm: identical inputs would let the compiler merge the chains into
+  // one and the kernel would do a quarter of the FLOPs it is credited with.
   float d[kMmaAcc][4];
 #pragma unroll
-  for (int k = 0; k < kMmaAcc; ++k) d[k][0] = d[k][1] = d[k][2] = d[k][3] = 0.f;
+  for (int k = 0; k < kMmaAcc; ++k)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) d[k][j] = static_cast<float>(k * 4 + j) + threadIdx.x * 1e-3f;
   const long long t0 = clock64();
   for (int i = 0; i < trips; ++i) {
 #pragma unroll
