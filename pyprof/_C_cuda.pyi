@@ -130,4 +130,6 @@ class _PmSampleRing:
 # ==== end section pm_sampler ====
 
 # ==== section peaks ====
+def gpu_peak_kinds() -> list[str]: ...
+def gpu_peak(kind: str, device: int = 0, iterations: int = 0, repeats: int = 5) -> dict[str, Any]: ...
 # ==== end section peaks ====
