@@ -3,7 +3,7 @@
 Knobs (environment variables):
   PYPROF_CUDA        AUTO (default: build the CUDA/CUPTI part if a toolkit is found), ON (missing toolkit is an
                      error; CI sets this), OFF (CPU part only).
-  PYPROF_CUDA_ARCHS  CMAKE_CUDA_ARCHITECTURES for the CUDA part (default "80;90").
+  PYPROF_CUDA_ARCHS  CMAKE_CUDA_ARCHITECTURES for the CUDA part (default "80;90a": wgmma needs sm_90a).
   PYPROF_BUILD_TYPE  CMake build type (default Release).
   CMAKE_BUILD_PARALLEL_LEVEL  parallel compile jobs (default: all cores).
 """
