@@ -134,3 +134,18 @@ def test_counter_flops_become_the_runs_hardware_flops():
     assert r.totals.hardware_flops == 3e6 and r.hardware_counters["available"] is True
     assert r.reconciliation.hfu == pytest.approx(3e6 / r.totals.timed_wall_time_s / 1e12)
     assert any("mixed" in n for n in r.notes)
+
+
+def test_profile_measures_each_library_precision_against_its_peak_class():
+    """FP64 GEMMs run on H100's FP64 tensor cores: the FP64 row is the 66.9 TFLOP/s DMMA peak, not 33.5 FMA."""
+    from pyprof.profiler import Profile
+    from pyprof.result import DeviceReport
+
+    p = Profile()
+    p._device = DeviceReport(kind="cuda", name="NVIDIA H100 80GB HBM3", supported=True,
+                             details={"index": 0, "compute_capability": [9, 0], "sm_count": 132, "sm_clock_hz": 1.98e9})
+    pk = {k: (v.flops_per_s if v else None) for k, v in p._gpu_spec_peaks().items()}
+    assert pk["bf16"] == pytest.approx(989.4e12) and pk["fp8"] == pytest.approx(1978.9e12)
+    assert pk["fp64"] == pytest.approx(66.9e12) and pk["tf32"] == pytest.approx(494.7e12)
+    spec, measured = p._gpu_peaks(None, "bf16", False, [], [])
+    assert spec.flops_per_s == pytest.approx(989.4e12) and measured is None
