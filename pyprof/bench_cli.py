@@ -60,6 +60,8 @@ def bench(
         typer.echo(f"Error: {e}", err=True)
         raise typer.Exit(2)
     paths = runner.write_outputs(report, out, html=html, trace=trace)
+    if report.device.get("kind") == "cuda" and preset == "full" and not ids:
+        paths.update(_gpu_checks(out))
     from .report.bench_text import render_bench_terminal
 
     d = report.to_dict()
@@ -68,6 +70,24 @@ def bench(
     if failed:
         typer.echo(f"{len(failed)} workload(s) failed (recorded in the report): {', '.join(failed)}", err=True)
     typer.echo(f"reports: {', '.join(str(p) for p in paths.values())} ({d['run']['wall_time_s']:.0f} s)", err=True)
+
+
+def _gpu_checks(out: Path) -> dict[str, Path]:
+    """On a GPU, the full preset also runs the GPU overhead and validation scripts (their JSON lands next to the
+    report); a failure is reported and the suite's own report stands."""
+    import contextlib
+    import io
+
+    written: dict[str, Path] = {}
+    for name, args in (("gpu_overhead", ["--steps", "20", "--blocks", "3"]), ("gpu_validate", [])):
+        try:
+            mod = __import__(f"bench.{name}", fromlist=["main"])
+            with contextlib.redirect_stdout(io.StringIO()):  # the JSON goes to the file, not the terminal
+                mod.main([*args, "--out", str(out)])
+            written[name] = out / f"{name}.json"
+        except Exception as e:
+            typer.echo(f"{name} failed: {e!r}", err=True)
+    return written
 
 
 def render_any(path: str | Path, fmt: str = "terminal") -> str:
