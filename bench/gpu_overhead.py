@@ -18,21 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from pyprof.report.atomic import atomic_write_text
+
 MODES = ("plain", "plain+sync", "pyprof", "torch.profiler")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def make_step(model_name: str, batch: int | None) -> tuple[Callable[[], None], Any, dict[str, Any]]:
@@ -190,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     text = json.dumps(res, indent=2)
     if a.out is not None:
-        _atomic_write(a.out / "gpu_overhead.json", text + "\n")
+        atomic_write_text(a.out / "gpu_overhead.json", text + "\n")
     print(text)
     return 0
 

@@ -23,7 +23,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from pyprof.report.atomic import atomic_write_text
 
 GEMM_CASES = {  # name: (precision class of the library call, M, N, K)
     "bf16": ("bf16", 8192, 8192, 8192),
@@ -43,13 +44,6 @@ GEMM_CASES = {  # name: (precision class of the library call, M, N, K)
 COUNTER_PRECISION = {"bf16": "tensor_bf16", "fp16": "tensor_fp16", "tf32": "tensor_tf32", "fp8": "tensor_fp8",
                      "fp64": "tensor_fp64"}
 MICRO_CASES = {"ffma": "fp32", "hfma2": "fp16", "dfma": "fp64"}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ workloads
@@ -336,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             add(check_pm, "resnet50")
     text = json.dumps(res, indent=2, default=str)
     if a.out is not None:
-        _atomic_write(a.out / "gpu_validate.json", text + "\n")
+        atomic_write_text(a.out / "gpu_validate.json", text + "\n")
     print(text)
     return 0
 
