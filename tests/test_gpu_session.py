@@ -149,3 +149,41 @@ def test_profile_measures_each_library_precision_against_its_peak_class():
     assert pk["fp64"] == pytest.approx(66.9e12) and pk["tf32"] == pytest.approx(494.7e12)
     spec, measured = p._gpu_peaks(None, "bf16", False, [], [])
     assert spec.flops_per_s == pytest.approx(989.4e12) and measured is None
+
+
+@pytest.mark.gpu
+def test_gpu_profile_of_a_bf16_matmul_loop_carries_library_flops_and_busy_time():
+    import torch
+
+    n = 4096
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    with pyprof.profile(device="cuda", measure_peak=False, count_flops="off",
+                        schedule=pyprof.schedule(warmup=2, active=5)) as prof:
+        for _ in range(7):
+            for _ in range(10):
+                a @ b
+            prof.step()
+    r = prof.result()
+    t = r.gpu["totals"]
+    assert r.gpu["status"]["tracer"]["active"], r.gpu["status"]
+    # 5 recorded steps x 10 matmuls x 2 n^3
+    assert t["library_flops_by_precision"].get("bf16") == 5 * 10 * 2 * n ** 3
+    assert 0.5 < t["busy_fraction"] <= 1.0
+    assert r.gpu["kernels"] and r.gpu["kernels"][0]["library_flops"] > 0
+    print(pyprof.report.render_terminal(r) if hasattr(pyprof, "report") else r.gpu["totals"])
+
+
+@pytest.mark.gpu
+def test_gpu_profile_of_cupy_code_without_torch_work():
+    cp = pytest.importorskip("cupy")
+    n = 2048
+    a = cp.random.rand(n, n, dtype=cp.float32)
+    with pyprof.profile(device="cuda", measure_peak=False, count_flops="off") as prof:
+        for _ in range(3):
+            a @ a
+            prof.step()
+    t = prof.result().gpu["totals"]
+    assert t["kernel_count"] >= 3 and t["busy_time_s"] > 0
+    # 3 recorded steps x 2 n^3 (FP32 or TF32, as CuPy's cuBLAS handle chooses)
+    assert sum(t["library_flops_by_precision"].values()) == 3 * 2 * n ** 3
