@@ -52,6 +52,24 @@ def _import_pynvml() -> ModuleType:
     return pynvml
 
 
+def handle_for_cuda_device(nv: Any, index: int) -> Any:
+    """NVML handle of CUDA device ``index``.
+
+    NVML numbers every GPU in the machine while CUDA numbers only the visible ones (``CUDA_VISIBLE_DEVICES``), so the
+    device is matched by UUID through torch when it can be, else by index. Raises what NVML raises.
+    """
+    try:
+        import torch
+
+        uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+        if uuid is not None and hasattr(nv, "nvmlDeviceGetHandleByUUID"):
+            text = str(uuid)
+            return nv.nvmlDeviceGetHandleByUUID(text if text.startswith("GPU-") else "GPU-" + text)
+    except Exception:
+        pass
+    return nv.nvmlDeviceGetHandleByIndex(index)
+
+
 def decode_throttle_reasons(mask: int, nvml: Any = None) -> tuple[str, ...]:
     """Names of the clock-event reasons set in ``mask``, using pynvml's constants.
 
@@ -282,7 +300,8 @@ class NvmlSampler:
     thread swallows (and records) every error.
 
     Args:
-        devices: NVML device indices; all devices when None.
+        devices: CUDA device indices (matched to NVML by UUID, see :func:`handle_for_cuda_device`); all the devices
+            NVML sees when None.
         interval_s: seconds between readings.
         max_samples: samples kept per device (the oldest are dropped and counted beyond that).
         nvml: the pynvml module or a stand-in; imported when None.
@@ -328,7 +347,7 @@ class NvmlSampler:
             if bad or not devices:
                 raise ValueError(f"devices {bad or devices} not among the {count} NVML sees")
             for d in devices:
-                self._handles[d] = nv.nvmlDeviceGetHandleByIndex(d)
+                self._handles[d] = handle_for_cuda_device(nv, d)
                 self._readers[d] = NvmlFieldReader(nv)
                 self._samples[d] = deque(maxlen=self.max_samples)
             self.devices = devices

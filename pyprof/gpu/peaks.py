@@ -479,17 +479,10 @@ def _nvml_handle(index: int) -> tuple[Any, str]:
         pynvml.nvmlInit()
     except Exception as e:  # NVMLError has many subclasses; any of them means no NVML here
         return None, f"NVML init failed: {e}"
-    try:
-        import torch
+    from .nvml import handle_for_cuda_device
 
-        uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-        if uuid is not None:
-            text = str(uuid)
-            return pynvml.nvmlDeviceGetHandleByUUID(text if text.startswith("GPU-") else "GPU-" + text), ""
-    except Exception:
-        pass
     try:
-        return pynvml.nvmlDeviceGetHandleByIndex(index), ""
+        return handle_for_cuda_device(pynvml, index), ""
     except Exception as e:
         return None, f"NVML has no device {index}: {e}"
 
