@@ -212,11 +212,10 @@ def check_cost(model: str, steps: int = 3) -> dict[str, Any]:
         s.begin_step(i)
         step()
         s.end_step(i)
-    i = passes_needed
     res = jsonable(s.finish())
     cost = time.perf_counter() - t0
     passes = res.get("num_passes")
-    row = {"check": f"cost {model}", **facts, "step_s": step_s, "num_passes": passes, "steps_run": i,
+    row = {"check": f"cost {model}", **facts, "step_s": step_s, "num_passes": passes, "steps_run": passes_needed,
            "counter_wall_s": cost, "bound_s": (passes + 1) * step_s if passes else None,
            "within_bound": bool(passes) and cost <= (passes + 1) * step_s,
            "executed_flops_per_step": res.get("executed_flops"), "complete": res.get("complete"),
@@ -246,6 +245,7 @@ def check_pm(model: str, steps: int = 20, blocks: int = 3) -> dict[str, Any]:
     for _ in range(5):
         step()
     med: dict[bool, list[float]] = {False: [], True: []}
+    status = None
     for _ in range(blocks):
         for pm in (False, True):
             with pyprof.profile(m, measure_peak=False, count_flops="off", autosave_s=None, pm_sampling=pm) as prof:
@@ -254,7 +254,8 @@ def check_pm(model: str, steps: int = 20, blocks: int = 3) -> dict[str, Any]:
                     prof.step()
             r = prof.result()
             med[pm].append(r.totals.step_time_s_median)
-            status = (r.gpu or {}).get("status", {}).get("pm_sampling")
+            if pm:
+                status = (r.gpu or {}).get("status", {}).get("pm_sampling")
     ratios = [b / a - 1 for a, b in zip(med[False], med[True])]
     o = 100 * statistics.median(ratios)
     return {"check": f"pm overhead {model}", **facts, "overhead_pct": o, "ok": o <= 2.0, "pm_status": status}

@@ -12,7 +12,7 @@ from typing import Any
 
 from .constants import FORWARD_BACKWARD_FACTOR, PFS_DAY_FLOP, SECONDS_PER_DAY
 from .estimate import error_direction, error_factor
-from .result import PeakReport, Reconciliation, Totals
+from .result import PeakReport, Reconciliation, Totals, sum_or_none
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -217,14 +217,6 @@ def _sum_dicts(ds: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def _sum_key(g: list[dict[str, Any]], key: str) -> float | None:
-    """Sum of a per-step figure, None unless every step has it (a partial sum would read as a wrong total)."""
-    vals = [x.get(key) for x in g]
-    if not vals or any(v is None for v in vals):
-        return None
-    return float(sum(vals))
-
-
 def gpu_totals(steps: list[Any], peaks_by_precision: dict[str, float | None]) -> dict[str, Any]:
     """GPU figures over the timed steps: busy time, kernels, library FLOPs by precision and their utilization.
 
@@ -241,9 +233,9 @@ def gpu_totals(steps: list[Any], peaks_by_precision: dict[str, float | None]) ->
         return {"steps": 0, "reason": "no timed step has GPU figures"}
     g = [s.gpu for s in with_gpu]
     wall = sum(s.wall_time_s for s in with_gpu)
-    busy = _sum_key(g, "busy_time_s")
-    kernel_time = _sum_key(g, "kernel_time_s")
-    uncounted = _sum_key(g, "uncounted_kernel_time_s")
+    busy = sum_or_none([x.get("busy_time_s") for x in g])
+    kernel_time = sum_or_none([x.get("kernel_time_s") for x in g])
+    uncounted = sum_or_none([x.get("uncounted_kernel_time_s") for x in g])
     lib_by_p = _sum_dicts([x.get("library_flops_by_precision") or {} for x in g])
     lib_total = float(sum(lib_by_p.values())) if lib_by_p else None
     eq_s, missing = peak_time_equivalent_s(lib_by_p, peaks_by_precision)
@@ -259,10 +251,10 @@ def gpu_totals(steps: list[Any], peaks_by_precision: dict[str, float | None]) ->
         })
     executed_steps = [x for x in g if x.get("executed_flops") is not None]
     executed = float(sum(x["executed_flops"] for x in executed_steps)) if len(executed_steps) == len(g) else None
-    analytic = _sum_or_none_attr(with_gpu, "analytic_flops")
+    analytic = sum_or_none([s.analytic_flops for s in with_gpu])
     nv = [x["nvml"] for x in g if isinstance(x.get("nvml"), dict)]
-    energy = _sum_key(nv, "energy_j") if nv and len(nv) == len(g) else None
-    gpu_time = _sum_key(g, "gpu_time_s")
+    energy = sum_or_none([x.get("energy_j") for x in nv]) if nv and len(nv) == len(g) else None
+    gpu_time = sum_or_none([x.get("gpu_time_s") for x in g])
     out: dict[str, Any] = {
         "steps": len(g),
         "wall_time_s": wall,
@@ -270,7 +262,7 @@ def gpu_totals(steps: list[Any], peaks_by_precision: dict[str, float | None]) ->
         "busy_time_s": busy,
         "busy_fraction": (busy / wall) if (busy is not None and wall) else None,
         "gpu_time_s": gpu_time,
-        "kernel_count": _sum_key(g, "kernel_count"),
+        "kernel_count": sum_or_none([x.get("kernel_count") for x in g]),
         "kernel_time_s": kernel_time,
         "uncounted_kernel_time_s": uncounted,
         "uncounted_kernel_time_share": (uncounted / kernel_time) if (uncounted is not None and kernel_time) else None,
@@ -292,13 +284,6 @@ def gpu_totals(steps: list[Any], peaks_by_precision: dict[str, float | None]) ->
         "power_w_mean": (lambda mw: mw / 1e3 if mw is not None else None)(_mean_key(nv, "power_mw_mean")),
     }
     return out
-
-
-def _sum_or_none_attr(steps: list[Any], attr: str) -> float | None:
-    vals = [getattr(s, attr) for s in steps]
-    if not vals or any(v is None for v in vals):
-        return None
-    return float(sum(vals))
 
 
 def _mean_key(ds: list[dict[str, Any]], key: str) -> float | None:

@@ -161,7 +161,7 @@ class ProfileResult:
         )
 
 
-def _sum_or_none(values: list) -> float | None:
+def sum_or_none(values: list) -> float | None:
     """Sum when every value is known, else None (a partial sum would read as a wrong total)."""
     if not values or any(v is None for v in values):
         return None
@@ -175,8 +175,8 @@ def summarize_steps(steps: list[StepRecord], counting_time_s: float, counted_sig
     times = [s.wall_time_s for s in timed]
     counted = [s for s in steps if s.analytic_flops is not None]
     ex_counted = [s for s in counted if s.examples]
-    examples = _sum_or_none([s.examples for s in steps])
-    timed_examples = _sum_or_none([s.examples for s in timed])
+    examples = sum_or_none([s.examples for s in steps])
+    timed_examples = sum_or_none([s.examples for s in timed])
     return Totals(
         steps=len(steps),
         wall_time_s=sum(s.wall_time_s for s in steps),
@@ -184,9 +184,9 @@ def summarize_steps(steps: list[StepRecord], counting_time_s: float, counted_sig
         perturbed_steps=len(steps) - len(clean),
         timed_steps=len(timed),
         timed_wall_time_s=sum(times),
-        timed_analytic_flops=_sum_or_none([s.analytic_flops for s in timed]),
-        timed_forward_flops=_sum_or_none([s.analytic_forward_flops for s in timed]),
-        timed_hardware_flops=_sum_or_none([s.hardware_flops for s in timed]),
+        timed_analytic_flops=sum_or_none([s.analytic_flops for s in timed]),
+        timed_forward_flops=sum_or_none([s.analytic_forward_flops for s in timed]),
+        timed_hardware_flops=sum_or_none([s.hardware_flops for s in timed]),
         timed_examples=int(timed_examples) if timed_examples is not None else None,
         step_time_s_median=statistics.median(times) if times else None,
         step_time_s_min=min(times) if times else None,
@@ -195,7 +195,7 @@ def summarize_steps(steps: list[StepRecord], counting_time_s: float, counted_sig
         analytic_flops_effective=float(sum(s.analytic_flops_effective or 0 for s in counted)) if counted else None,
         analytic_forward_flops=float(sum(s.analytic_forward_flops or 0 for s in counted)) if counted else None,
         analytic_steps_missing=len(steps) - len(counted),
-        hardware_flops=_sum_or_none([s.hardware_flops for s in steps]),
+        hardware_flops=sum_or_none([s.hardware_flops for s in steps]),
         examples=int(examples) if examples is not None else None,
         analytic_flops_per_example=(sum(s.analytic_flops for s in ex_counted) / sum(s.examples for s in ex_counted))
         if ex_counted else None,

@@ -246,7 +246,7 @@ class GpuSession:
                     kernel_time_s=w.kernel_time_s,
                     uncounted_kernel_time_s=w.uncounted_kernel_time_s,
                     library_flops_by_precision=dict(w.library_flops),
-                    library_flops=float(sum(w.library_flops.values())) if w.library_kernel_count else 0.0,
+                    library_flops=float(sum(w.library_flops.values())),
                     library_kernel_count=w.library_kernel_count,
                     memcpy_count=w.memcpy_count,
                     memcpy_bytes=w.memcpy_bytes,
