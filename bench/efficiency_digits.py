@@ -117,8 +117,7 @@ def train_run(kind: str, data: tuple[Any, Any, Any, Any], *, epochs: int, batch:
     import torch
 
     import pyprof
-    from pyprof.efficiency import LearningCurve
-
+    from pyprof.accounting.efficiency import LearningCurve
     xtr, ytr, xte, yte = data
     make = (lambda: make_mlp(hidden)) if kind == "mlp" else (lambda: make_cnn(channels))
     torch.manual_seed(seed)
@@ -170,7 +169,7 @@ def run_digits_efficiency(*, target: float = 0.95, epochs: int = 15, batch: int 
     """
     import torch
 
-    from pyprof.efficiency import compute_to_target, efficiency_factor_from_results, plot_learning_curves
+    from pyprof.accounting.efficiency import compute_to_target, efficiency_factor_from_results, plot_learning_curves
 
     data = _data(seed)
     n_train = len(data[0])
@@ -232,9 +231,8 @@ def write_report(r: DigitsEfficiency, out_dir: str) -> list[str]:
     import io
     from pathlib import Path
 
-    from pyprof.efficiency import plot_learning_curves
+    from pyprof.accounting.efficiency import plot_learning_curves
     from pyprof.report import atomic_write_text
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [str(atomic_write_text(out / "report.json", json.dumps(r.to_dict(), indent=2) + "\n"))]

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pyprof.report.atomic import atomic_write_text
-
 MODES = ("plain", "plain+sync", "pyprof", "torch.profiler")
 
 
@@ -36,8 +35,7 @@ def make_step(model_name: str, batch: int | None) -> tuple[Callable[[], None], A
     torch.manual_seed(0)
     dev = torch.device("cuda")
     if model_name == "resnet50":
-        from bench.models.vision import resnet50
-
+        from pyprof.bench.models.vision import resnet50
         b = batch or 128
         model = resnet50().to(dev).to(memory_format=torch.channels_last)
         x = torch.randn(b, 3, 224, 224, device=dev).to(memory_format=torch.channels_last)
@@ -48,7 +46,7 @@ def make_step(model_name: str, batch: int | None) -> tuple[Callable[[], None], A
             return loss_fn(model(x), y)
         facts = {"model": "ResNet-50", "batch": b, "input": [b, 3, 224, 224]}
     elif model_name == "gpt2":
-        from bench.models.gpt2 import GPTConfig, GPTLM
+        from pyprof.bench.models.gpt2 import GPTConfig, GPTLM
 
         b = batch or 16
         c = GPTConfig()

@@ -27,7 +27,6 @@ FILENAME = "gpu_peaks.json"
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
     from pyprof.report.atomic import atomic_write_text
-
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")  # serialized first: a bad payload writes nothing
 
 
@@ -44,8 +43,7 @@ def run(out_dir: Path, device: int = 0, precisions: Optional[Sequence[str]] = No
         The payload written.
     """
     import pyprof
-    from pyprof.gpu import peaks as gp
-
+    from pyprof.peaks import gpu as gp
     started = time.time()
     devices, reason = gp.detect_devices()
     dev = next((d for d in devices if d.index == device), None)
@@ -101,7 +99,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer iterations and one GEMM size")
     args = ap.parse_args(argv)
     from pyprof.errors import InvalidInputError
-
     try:
         payload = run(args.out, device=args.device, precisions=args.precision, quick=args.quick)
     except InvalidInputError as e:

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from pyprof.report.atomic import atomic_write_text
-
 GEMM_CASES = {  # name: (precision class of the library call, M, N, K)
     "bf16": ("bf16", 8192, 8192, 8192),
     "fp16": ("fp16", 8192, 8192, 8192),
@@ -71,7 +70,6 @@ def run_gemm(case: str, reps: int = 1) -> None:
 
 def run_micro(kind: str, iterations: int = 4096) -> dict[str, Any]:
     from pyprof._native import load_cuda
-
     mod, why = load_cuda()
     if mod is None:
         raise RuntimeError(why)
@@ -81,9 +79,8 @@ def run_micro(kind: str, iterations: int = 4096) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ in-process checks
 def _counted(fn, mode: str = "kernel") -> dict[str, Any]:
     """Run ``fn`` as one step under a CounterSession; returns the CounterResult as a dict."""
-    from pyprof.gpu.counters import CounterSession
-    from pyprof.gpu.session import jsonable
-
+    from pyprof.sources.cuda.counters import CounterSession
+    from pyprof.sources.cuda.session import jsonable
     s = CounterSession(mode)
     if not s.start():
         return {"error": s.reason}
@@ -94,8 +91,7 @@ def _counted(fn, mode: str = "kernel") -> dict[str, Any]:
 
 
 def check_gemm(case: str) -> dict[str, Any]:
-    from pyprof.gpu import libcalls
-
+    from pyprof.sources.cuda import libcalls
     prec, m, n, k = GEMM_CASES[case]
     expected = 2.0 * m * n * k
     run_gemm(case)  # warm-up: cuBLAS handles, heuristics, lazy loading
@@ -189,9 +185,8 @@ def check_cost(model: str, steps: int = 3) -> dict[str, Any]:
     import torch
 
     from bench.gpu_overhead import make_step
-    from pyprof.gpu.counters import CounterSession
-    from pyprof.gpu.session import jsonable
-
+    from pyprof.sources.cuda.counters import CounterSession
+    from pyprof.sources.cuda.session import jsonable
     step, _model, facts = make_step(model, None)
     for _ in range(5):
         step()
@@ -240,7 +235,6 @@ def _timed(cmd: list[str]) -> float:
 def check_pm(model: str, steps: int = 20, blocks: int = 3) -> dict[str, Any]:
     import pyprof
     from bench.gpu_overhead import make_step
-
     step, m, facts = make_step(model, None)
     for _ in range(5):
         step()
@@ -271,7 +265,6 @@ def _child(kind: str, case: str) -> int:
         import torch
 
         from bench.gpu_overhead import make_step
-
         step, _m, _f = make_step(case, None)
         step()
         torch.cuda.synchronize()
@@ -312,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind in MICRO_CASES:
                 add(check_micro, kind)
         if "ncu" in want:
-            from pyprof.gpu.counters import build_flop_metric_set
-
+            from pyprof.sources.cuda.counters import build_flop_metric_set
             try:
                 ms = build_flop_metric_set(_chip(), include_peaks=False)
                 metrics = ncu_metrics(ms.metrics)
@@ -338,7 +330,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _chip() -> str:
     from pyprof._native import load_cuda
-
     mod, why = load_cuda()
     if mod is None:
         raise RuntimeError(why)

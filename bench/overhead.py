@@ -37,7 +37,7 @@ class OverheadResult:
 def _loop(kind: str, batch: int):
     import torch
 
-    from pyprof.examples import make_cnn, make_mlp
+    from pyprof.bench.examples import make_cnn, make_mlp
 
     torch.manual_seed(0)
     model = make_cnn() if kind == "cnn" else make_mlp()

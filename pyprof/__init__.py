@@ -11,22 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyprof import _aliases
+
 __version__ = "0.1.0"
 
 _LAZY = {
-    "profile": ("pyprof.profiler", "profile"),
-    "Profile": ("pyprof.profiler", "Profile"),
-    "schedule": ("pyprof.profiler", "schedule"),
-    "Schedule": ("pyprof.profiler", "Schedule"),
-    "count_flops": ("pyprof.flops", "count_flops"),
-    "FlopCounter": ("pyprof.flops", "FlopCounter"),
-    "register_formula": ("pyprof.flops", "register_formula"),
+    "profile": ("pyprof.session.profile", "profile"),
+    "Profile": ("pyprof.session.profile", "Profile"),
+    "schedule": ("pyprof.session.profile", "schedule"),
+    "Schedule": ("pyprof.session.profile", "Schedule"),
+    "count_flops": ("pyprof.sources.flops", "count_flops"),
+    "FlopCounter": ("pyprof.sources.flops", "FlopCounter"),
+    "register_formula": ("pyprof.sources.flops", "register_formula"),
     "read_report": ("pyprof.report", "read_report"),
-    "ProfileResult": ("pyprof.result", "ProfileResult"),
+    "ProfileResult": ("pyprof.records", "ProfileResult"),
     "env": ("pyprof.env", "collect_env"),
 }
 
-_MODULES = ("estimate", "efficiency", "trend", "uncertainty", "distributed")
+#: Public API modules by their short name (``pyprof.estimate.method1(...)``), at their new homes (``pyprof._aliases``).
+_MODULES = ("estimate", "efficiency", "trend", "uncertainty", "distributed", "integrations", "flops", "gpu")
+
+_aliases.install()
 
 __all__ = ["__version__", *_MODULES, *_LAZY]
 

@@ -1,3 +1,2 @@
-from .cli import main
-
+from pyprof.cli import main
 main()

@@ -12,8 +12,7 @@ import importlib
 import os
 from types import ModuleType
 
-from .errors import NativeExtensionError
-
+from pyprof.errors import NativeExtensionError
 _BUILD_HINT = (
     "build it from the source checkout with `pip install torch==2.13.0 && pip install -e .` "
     "(needs CMake >= 3.18, a C++17 compiler and pybind11; set PYPROF_CUDA=OFF to skip the CUDA part)"

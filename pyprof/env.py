@@ -9,9 +9,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from . import __version__
-
-
+from pyprof import __version__
 def _safe(fn, *args, **kwargs) -> tuple[Any, str | None]:
     try:
         return fn(*args, **kwargs), None
@@ -21,8 +19,7 @@ def _safe(fn, *args, **kwargs) -> tuple[Any, str | None]:
 
 def _gpu_profiling_permission() -> dict[str, Any]:
     """Whether GPU performance counters are readable here (the driver's RmProfilingAdminOnly), with the fix."""
-    from .gpu.counters import profiling_permission
-
+    from pyprof.sources.cuda.counters import profiling_permission
     allowed, message = profiling_permission()
     return {"allowed": allowed, "message": message}
 
@@ -58,7 +55,7 @@ def collect_env(measure_peaks: bool = False) -> dict[str, Any]:
     Returns:
         A JSON-serializable dict.
     """
-    from ._native import load_core, load_cuda
+    from pyprof._native import load_core, load_cuda
 
     env: dict[str, Any] = {"pyprof_version": __version__, "python": platform.python_version(),
                            "platform": platform.platform()}
@@ -77,16 +74,14 @@ def collect_env(measure_peaks: bool = False) -> dict[str, Any]:
     if cuda_mod is not None:
         probe, err = _safe(cuda_mod.probe)
         cuda["probe"] = probe if probe is not None else {"status": err}
-        from ._native import CUPTI_LIBRARY
-
+        from pyprof._native import CUPTI_LIBRARY
         cuda["cupti_library"] = dict(CUPTI_LIBRARY)
     env["cuda"] = cuda
     env["nvml"] = _nvml()
     env["gpu_counter_permission"] = _gpu_profiling_permission()
 
     if core is not None:
-        from .hardware import cpu
-
+        from pyprof.sources.cpu import host as cpu
         info, err = _safe(cpu.cpu_info)
         env["cpu"] = info.to_dict() if info is not None else {"reason": err}
         env["cpu_counters"] = dict(core.cpu.probe_counters())

@@ -1,9 +1,9 @@
-"""bench/models: published parameter counts, and the LSTM FLOP formula against a hand count."""
+"""pyprof.bench.models: published parameter counts, and the LSTM FLOP formula against a hand count."""
 
 import pytest
 import torch
 
-from bench.models import gpt2, seq2seq, vision
+from pyprof.bench.models import gpt2, seq2seq, vision
 
 
 def _params(m):

@@ -6,10 +6,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bench import micro, runner, workloads
+from pyprof.bench import micro, runner, workloads
 from pyprof.report.bench_schema import KIND, SCHEMA_VERSION, read_bench_report
 from pyprof.report.html import render_any
-
 TINY = micro.MicroPreset(gemm_square=(64,), gemm_skinny=(), dtypes=("fp32", "tf32"), conv=((1, 4, 8, 4, 3),),
                          attention=((1, 1, 16, 8),), elementwise_n=1 << 12, bandwidth_n=1 << 16, repeats=2, warmup=1,
                          min_time_s=0.0)
@@ -95,8 +94,7 @@ def test_bad_only_is_a_clear_error():
 def test_cli_bad_options_exit_2(tmp_path):
     import typer
 
-    from pyprof.bench_cli import bench
-
+    from pyprof.cli.bench_cmd import bench
     app = typer.Typer()
     app.command()(bench)
     r = CliRunner().invoke(app, ["--only", "nope", "--out", str(tmp_path), "--no-progress", "--device", "cpu"])

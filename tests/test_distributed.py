@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import pyprof.distributed as pd
+import pyprof.session.distributed as pd
 from pyprof.errors import InvalidInputError, ReportError
 
 WORKER = Path(__file__).parent / "data" / "dist_worker.py"
@@ -85,8 +85,7 @@ def test_ranges_and_roundtrip(tmp_path):
 
 
 def test_payload_is_small_and_decodes():
-    from pyprof.examples import run_example
-
+    from pyprof.bench.examples import run_example
     r = run_example("mlp", batch=8, steps=3, warmup=1, measure_peak=False)
     p = pd.build_payload(r, rank=3, world_size=8)
     data = pd.encode_payload(p)
@@ -100,8 +99,7 @@ def test_payload_is_small_and_decodes():
 
 
 def test_single_process_aggregate(tmp_path):
-    from pyprof.examples import run_example
-
+    from pyprof.bench.examples import run_example
     r = run_example("mlp", batch=8, steps=2, warmup=1, measure_peak=False)
     job = pd.aggregate(r, output_dir=tmp_path, echo=False)
     assert job.world_size == 1 and job.missing_ranks == []
@@ -186,8 +184,7 @@ def test_pyprof_report_renders_a_job_report(tmp_path):
     from typer.testing import CliRunner
 
     from pyprof.cli import app
-    from pyprof.distributed import build_job_report
-
+    from pyprof.session.distributed import build_job_report
     payload = {"rank": 0, "world_size": 1}
     try:
         job = build_job_report([payload], world_size=1)

@@ -10,7 +10,7 @@ import pytest
 
 from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
 from pyprof.data import read_rows
-from pyprof.efficiency import (
+from pyprof.accounting.efficiency import (
     LearningCurve,
     TargetNotReachedError,
     compute_to_target,
@@ -18,8 +18,6 @@ from pyprof.efficiency import (
     efficiency_factor_from_results,
 )
 from pyprof.errors import InvalidInputError
-
-
 def _curve(name="run", points=((1e12, 0.5, 1), (2e12, 0.7, 2), (3e12, 0.9, 3)), **kw):
     return LearningCurve(name, points=points, **kw)
 
@@ -206,8 +204,7 @@ def test_log_profile_refuses_a_schedule_that_skips_steps():
 
 def test_plot_learning_curves_writes_svg(tmp_path):
     pytest.importorskip("matplotlib")
-    from pyprof.efficiency import plot_learning_curves
-
+    from pyprof.accounting.efficiency import plot_learning_curves
     out = tmp_path / "curves.svg"
     plot_learning_curves([_curve("a"), _curve("b", points=((0, 0.1, 0), (5e11, 0.85, 1)))], str(out), target=0.8,
                          x_unit="pfs_days")

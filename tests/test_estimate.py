@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from pyprof.cli.estimate_cmd import estimate as estimate_command
 from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
 from pyprof.errors import InvalidInputError, UnknownHardwareError
-from pyprof.estimate import (
+from pyprof.accounting.estimate import (
     SEED_EXAMPLES,
     Estimate,
     error_direction,

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pyprof.errors import InvalidInputError, ProfilerStateError
-from pyprof.flops import (
+from pyprof.sources.flops import (
     DuplicateFormulaError,
     FlopCount,
     FlopCounter,
@@ -20,10 +20,9 @@ from pyprof.flops import (
     count_flops,
     register_formula,
 )
-from pyprof.flops import registry as flops_registry
-from pyprof.flops.formulas import causal_pairs_bottom_right, causal_pairs_top_left, conv_backward_flop
-from pyprof.flops.registry import effective_registry
-
+from pyprof.sources.flops import registry as flops_registry
+from pyprof.sources.flops.formulas import causal_pairs_bottom_right, causal_pairs_top_left, conv_backward_flop
+from pyprof.sources.flops.registry import effective_registry
 aten = torch.ops.aten
 
 

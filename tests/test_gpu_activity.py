@@ -12,8 +12,8 @@ import warnings
 import pytest
 
 from pyprof._native import load_cuda
-from pyprof.gpu import tracer as tracer_mod
-from pyprof.gpu.tracer import GpuWindow, KernelRow, KernelTracer
+from pyprof.sources.cuda import tracer as tracer_mod
+from pyprof.sources.cuda.tracer import GpuWindow, KernelRow, KernelTracer
 
 _cuda, _cuda_reason = load_cuda()
 needs_cuda_part = pytest.mark.skipif(_cuda is None, reason=f"pyprof._C_cuda not built: {_cuda_reason}")

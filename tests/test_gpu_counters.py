@@ -8,8 +8,7 @@ queried here. GPU tests (marked `gpu`) check the counts against hand-computed GE
 import pytest
 
 from pyprof._native import load_cuda
-from pyprof.gpu import counters as gc
-
+from pyprof.sources.cuda import counters as gc
 C, _WHY = load_cuda()
 needs_cuda_part = pytest.mark.skipif(C is None, reason=f"pyprof's CUDA part is not built: {_WHY}")
 

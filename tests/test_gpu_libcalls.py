@@ -11,8 +11,7 @@ import os
 import pytest
 
 from pyprof._native import load_cuda
-from pyprof.gpu import libcalls
-
+from pyprof.sources.cuda import libcalls
 C, _REASON = load_cuda()
 pytestmark = pytest.mark.skipif(C is None, reason=f"pyprof._C_cuda not built: {_REASON}")
 

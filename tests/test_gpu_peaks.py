@@ -16,9 +16,8 @@ import pytest
 
 from pyprof._native import load_cuda
 from pyprof.errors import InvalidInputError
-from pyprof.gpu import peaks as gp
-from pyprof.hardware import peaks as db
-
+from pyprof.peaks import gpu as gp
+from pyprof.peaks import database as db
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -280,7 +279,6 @@ def test_bench_bad_precision_exits_2(tmp_path):
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     from bench.gpu_peaks import write_json_atomic
-
     path = tmp_path / "gpu_peaks.json"
     write_json_atomic(path, {"status": "ok"})
     with pytest.raises(TypeError):

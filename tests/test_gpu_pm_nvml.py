@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from pyprof._native import load_cuda
-from pyprof.gpu import nvml as gn
-from pyprof.gpu import pm as gp
-
+from pyprof.sources.cuda import nvml as gn
+from pyprof.sources.cuda import pm as gp
 pynvml = pytest.importorskip("pynvml")
 
 

@@ -4,11 +4,9 @@ import pytest
 
 import pyprof
 from pyprof.errors import InvalidInputError
-from pyprof.gpu.session import GpuOptions, GpuSession
-from pyprof.reconcile import gpu_totals, peak_time_equivalent_s
-from pyprof.result import StepRecord
-
-
+from pyprof.sources.cuda.session import GpuOptions, GpuSession
+from pyprof.accounting.reconcile import gpu_totals, peak_time_equivalent_s
+from pyprof.records import StepRecord
 def _step(i, wall, gpu, analytic=None):
     return StepRecord(index=i, wall_time_s=wall, cpu_time_s=wall, analytic_flops=analytic,
                       analytic_flops_effective=analytic, analytic_forward_flops=None, analytic_origin="counted",
@@ -91,7 +89,6 @@ def test_reports_render_the_gpu_section(tmp_path):
 
     from pyprof.report import read_report, render_markdown, render_terminal, write_reports
     from pyprof.report.html import render_profile_html
-
     m = torch.nn.Linear(8, 8)
     with pyprof.profile(m, measure_peak=False, report_formats=("json",)) as prof:
         for _ in range(2):
@@ -138,9 +135,8 @@ def test_counter_flops_become_the_runs_hardware_flops():
 
 def test_profile_measures_each_library_precision_against_its_peak_class():
     """FP64 GEMMs run on H100's FP64 tensor cores: the FP64 row is the 66.9 TFLOP/s DMMA peak, not 33.5 FMA."""
-    from pyprof.profiler import Profile
-    from pyprof.result import DeviceReport
-
+    from pyprof.session.profile import Profile
+    from pyprof.records import DeviceReport
     p = Profile()
     p._device = DeviceReport(kind="cuda", name="NVIDIA H100 80GB HBM3", supported=True,
                              details={"index": 0, "compute_capability": [9, 0], "sm_count": 132, "sm_clock_hz": 1.98e9})

@@ -47,7 +47,7 @@ class _Cells(HTMLParser):
 
 
 def sample_report(name="ResNet-18"):
-    w = WorkloadResult(id="w", name=name, family="cnn", source="bench.models", params=11689512, steps_timed=3,
+    w = WorkloadResult(id="w", name=name, family="cnn", source="pyprof.bench.models", params=11689512, steps_timed=3,
                        step_time_s_median=0.123456, examples_per_s=64.8, flops_per_step=2.2e10,
                        achieved_flops_per_s=1.78e11, utilization_vs_spec=0.0514, utilization_vs_measured=0.0721,
                        assumed_utilization=0.17, error_factor=3.307, error_direction="overestimate",
@@ -109,8 +109,7 @@ def test_plots_are_inline_svg_and_offline():
 
 
 def test_profile_report_renders():
-    from pyprof.examples import run_example
-
+    from pyprof.bench.examples import run_example
     r = run_example("mlp", batch=8, steps=3, warmup=1, measure_peak=False)
     html = render_profile_html(r)
     assert "example-mlp" in html and "<svg" in html and "aten.mm" in html

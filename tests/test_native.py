@@ -7,9 +7,7 @@ import sys
 import pytest
 
 from pyprof._native import load_core, load_cuda
-from pyprof.hardware import cpu
-
-
+from pyprof.sources.cpu import host as cpu
 def test_import_pyprof_does_not_load_native_or_torch():
     code = "import sys, pyprof; print('pyprof._C' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -21,7 +19,6 @@ def test_missing_core_names_the_fix(monkeypatch):
 
     import pyprof._native as native
     from pyprof.errors import NativeExtensionError
-
     native.load_core.cache_clear()
     real = importlib.import_module
 
@@ -200,7 +197,6 @@ def test_ffma_peak_reaches_most_of_the_fp32_spec():
 def test_cuda_part_uses_one_libcupti(tmp_path):
     """pyprof binds to the libcupti the framework uses (the nvidia wheel's) and never loads a second copy."""
     from pyprof import _native
-
     mod, _ = _native.load_cuda()
     if mod is None:
         pytest.skip("CUDA part not built")

@@ -9,9 +9,7 @@ import torch
 
 import pyprof
 from bench.overhead import measure
-from pyprof.examples import make_mlp
-
-
+from pyprof.bench.examples import make_mlp
 def test_per_step_instrumentation_cost(benchmark):
     model, x = make_mlp(), torch.randn(64, 512)
     with pyprof.profile(model, schedule=pyprof.schedule(warmup=1, active=10**6, repeat=1), measure_peak=False) as prof:

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from pyprof.errors import InvalidInputError, UnknownHardwareError
-from pyprof.hardware import peaks
-from pyprof.hardware.peaks import (
+from pyprof.peaks import database as peaks
+from pyprof.peaks.database import (
     PEAKS,
     PRECISIONS,
     flop_per_cycle,

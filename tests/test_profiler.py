@@ -9,10 +9,8 @@ import torch.nn as nn
 
 import pyprof
 from pyprof.errors import InvalidInputError, ProfilerStateError
-from pyprof.examples import closed_form_flops, make_cnn, make_mlp, run_example
+from pyprof.bench.examples import closed_form_flops, make_cnn, make_mlp, run_example
 from pyprof.report import read_report
-
-
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_counted_flops_match_closed_form(kind, tmp_report_dir):
     r = run_example(kind, batch=8, steps=3, warmup=1, output_dir=str(tmp_report_dir), measure_peak=False)
@@ -222,8 +220,7 @@ def test_activation_checkpointing_mfu_excludes_recompute_hfu_includes_it():
 
 
 def test_a_failing_counter_never_breaks_the_loop(monkeypatch):
-    from pyprof.flops import FlopCounter
-
+    from pyprof.sources.flops import FlopCounter
     def broken(self):
         raise RuntimeError("counter exploded")
 
@@ -277,7 +274,6 @@ def test_named_hardware_peak_and_unknown_name():
         prof.step()
     assert prof.result().reconciliation.peaks[0].kind == "spec"
     from pyprof.errors import UnknownHardwareError
-
     # an unknown name fails when the profile is created, before any training, and suggests close matches
     with pytest.raises(UnknownHardwareError, match="H100"):
         pyprof.profile(model, peak="H100 SXM9")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pyprof.reconcile import reconcile, training_run_projection
-from pyprof.result import PeakReport, StepRecord, summarize_steps
+from pyprof.accounting.reconcile import reconcile, training_run_projection
+from pyprof.records import PeakReport, StepRecord, summarize_steps
 
 
 def _steps(n, flops, fwd, t, examples=32, perturbed_first=False):

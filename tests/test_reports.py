@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from pyprof.cli import app
 from pyprof.errors import ReportError
-from pyprof.examples import run_example
+from pyprof.bench.examples import run_example
 from pyprof.report import SCHEMA_VERSION, atomic_write_text, read_report, render_markdown, render_terminal, to_json
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 
 from pyprof.errors import InvalidInputError
 from pyprof.report import read_report
-from pyprof.run import run_script, split_command
+from pyprof.session.run import run_script, split_command
 
 SCRIPT = Path(__file__).parent / "data" / "train_small.py"
 # train_small.py: MLP 32 -> 64 -> 10, micro-batch 8. Per micro-batch: forward 2*8*(32*64 + 64*10) = 43,008;
@@ -20,7 +20,6 @@ FLOPS_PER_MICROBATCH = 96_256
 
 def _registered() -> bool:
     from pyprof.cli import app
-
     return any(c.name == "run" for c in app.registered_commands)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
 from pyprof.errors import InvalidInputError
-from pyprof.trend import (
+from pyprof.accounting.trend import (
     TrendPoint,
     compute_ratio,
     fit_doubling_time,
@@ -66,7 +66,7 @@ def test_alexnet_to_alphago_zero_is_over_300000x():
 
 
 def test_alexnet_worked_examples_match_the_shipped_points():
-    from pyprof.estimate import method1, method2
+    from pyprof.accounting.estimate import method1, method2
 
     ds = load_dataset("ai_and_compute", include_all=True)
     alex = {p.provenance + str(p.pfs_days): p for p in ds.points if p.name == "AlexNet"}
@@ -191,7 +191,6 @@ def _app():
     import typer
 
     from pyprof.cli.trend_cmd import trend
-
     app = typer.Typer()
     app.command("trend")(trend)
     app.command("noop")(lambda: None)  # two commands, so that "trend" is a subcommand as in pyprof's CLI
@@ -216,8 +215,7 @@ def test_cli_trend_json_and_bad_input(tmp_path):
 
 def test_plot_trend_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from pyprof.trend import plot_trend
-
+    from pyprof.accounting.trend import plot_trend
     ds = load_dataset("ai_and_compute")
     out = tmp_path / "trend.png"
     plot_trend(ds, fit_doubling_time(ds, bootstrap=0), str(out))

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from pyprof.errors import InvalidInputError
-from pyprof.estimate import method1
-from pyprof.uncertainty import method2_interval, utilization_prior
+from pyprof.accounting.estimate import method1
+from pyprof.accounting.uncertainty import method2_interval, utilization_prior
 
 ALEXNET = dict(hardware="GTX 580 (AI and compute)", count=2, days=5.5)
 #: 2 GPUs x 1.58e12 FLOP/s x 5.5 d x 86400 s/d = 1.50163e18 FLOP at 100% utilization
@@ -136,7 +136,6 @@ def test_cli_estimate_interval():
     from typer.testing import CliRunner
 
     from pyprof.cli.efficiency_cmd import estimate_interval
-
     app = typer.Typer()
     app.command("estimate-interval")(estimate_interval)
     app.command("noop")(lambda: None)

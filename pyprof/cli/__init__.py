@@ -13,13 +13,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from .estimate_cmd import estimate
-from ..bench_cli import bench
-from ._common import fail
-from .efficiency_cmd import estimate_interval
-from .run_cmd import run
-from .trend_cmd import trend
-
+from pyprof.cli.estimate_cmd import estimate
+from pyprof.cli.bench_cmd import bench
+from pyprof.cli._common import fail
+from pyprof.cli.efficiency_cmd import estimate_interval
+from pyprof.cli.run_cmd import run
+from pyprof.cli.trend_cmd import trend
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pyprof: measured FLOPs and utilization of training, reconciled with the 33% / 17% assumptions.")
 app.command("estimate", help="Method 1 / Method 2 training-compute estimates from your figures.")(estimate)
@@ -36,9 +35,8 @@ def env_cmd(
     measure: Annotated[bool, typer.Option("--measure-peaks", help="Also measure the CPU peak (about 2 s).")] = False,
 ) -> None:
     """What this machine has: extension, CUDA, CUPTI, NVML, GPUs, counter permission, CPU ISA, peaks."""
-    from ..env import collect_env
-    from ..report.format import si
-
+    from pyprof.env import collect_env
+    from pyprof.report.format import si
     env = collect_env(measure_peaks=measure)
     if as_json:
         typer.echo(json.dumps(env, indent=2, default=str))
@@ -94,9 +92,8 @@ def report_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="terminal, md, html or json")] = "terminal",
 ) -> None:
     """Render a saved report (a pyprof.profile() report, a `pyprof bench` report or a multi-rank job report)."""
-    from ..errors import ReportError
-    from ..report.html import render_any
-
+    from pyprof.errors import ReportError
+    from pyprof.report.html import render_any
     if fmt not in ("terminal", "md", "html", "json"):
         fail(f"--format {fmt!r} unknown: use terminal, md, html or json")
     try:
@@ -115,8 +112,8 @@ def example_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report to stdout.")] = False,
 ) -> None:
     """Profile a built-in example training loop on this machine and write its report."""
-    from ..examples import run_example
-    from ..report import render_terminal, to_json
+    from pyprof.bench.examples import run_example
+    from pyprof.report import render_terminal, to_json
 
     if model not in ("cnn", "mlp"):
         fail(f"--model {model!r} unknown: use cnn or mlp")

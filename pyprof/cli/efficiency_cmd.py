@@ -25,7 +25,6 @@ from rich.table import Table
 
 from pyprof.cli._common import fail
 from pyprof.errors import PyprofError
-
 __all__ = ["estimate_interval"]
 
 
@@ -59,8 +58,8 @@ def estimate_interval(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Method 2 (devices x peak x days x utilization) with a low / median / high interval over utilization."""
-    from pyprof.hardware import peaks
-    from pyprof.uncertainty import method2_interval, utilization_prior
+    from pyprof.peaks import database as peaks
+    from pyprof.accounting.uncertainty import method2_interval, utilization_prior
 
     try:
         if days is None:

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from pyprof.cli._common import fail
 from pyprof.errors import PyprofError
-from pyprof.estimate import (
+from pyprof.accounting.estimate import (
     Estimate,
     error_direction,
     error_factor,
@@ -34,8 +34,7 @@ from pyprof.estimate import (
     method2,
     reproduce_seed_examples,
 )
-from pyprof.hardware import peaks
-
+from pyprof.peaks import database as peaks
 __all__ = ["estimate"]
 
 _METHODS = ("1", "2", "both", "auto")

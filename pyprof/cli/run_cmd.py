@@ -29,9 +29,8 @@ def run(
     summary: Annotated[bool, typer.Option("--summary/--no-summary", help="Print the summary table to stderr.")] = True,
 ) -> None:
     """Profile a whole training script without editing it; exits with the script's exit code."""
-    from ..errors import PyprofError
-    from ..run import run_script
-
+    from pyprof.errors import PyprofError
+    from pyprof.session.run import run_script
     argv = list(command or []) + list(ctx.args or [])
     peak_value: str | float | None = peak
     if peak is not None:
@@ -47,8 +46,7 @@ def run(
         raise typer.Exit(2) from None
     r = outcome.result
     if r is not None and summary and outcome.job_report is None and _is_rank0():
-        from ..report import render_terminal
-
+        from pyprof.report import render_terminal
         sys.stderr.write(render_terminal(r))
         typer.echo(f"pyprof: {r.totals.steps} step(s) from {outcome.optimizer_steps} optimizer step(s); report in "
                    f"{outcome.output_dir}/report.json", err=True)

@@ -25,7 +25,6 @@ from rich.table import Table
 
 from pyprof.cli._common import fail
 from pyprof.errors import PyprofError
-
 __all__ = ["trend"]
 
 
@@ -48,7 +47,7 @@ def trend(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Fit the doubling (or halving) time of training compute: least squares on log2(compute) vs date."""
-    from pyprof.trend import fit_doubling_time, load_dataset, plot_trend
+    from pyprof.accounting.trend import fit_doubling_time, load_dataset, plot_trend
 
     try:
         ds = load_dataset(dataset, series=series, include_all=include_all)

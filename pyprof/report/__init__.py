@@ -3,11 +3,11 @@
 Writers only read a :class:`~pyprof.result.ProfileResult`; they never reach back into a measurement source.
 """
 
-from .atomic import atomic_write_text
-from .json_report import SCHEMA_VERSION, read_report, to_json
-from .markdown import render_markdown
-from .terminal import render_terminal
-from .writers import FORMATS, write_reports
+from pyprof.report.atomic import atomic_write_text
+from pyprof.report.json_report import SCHEMA_VERSION, read_report, to_json
+from pyprof.report.markdown import render_markdown
+from pyprof.report.terminal import render_terminal
+from pyprof.report.writers import FORMATS, write_reports
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -12,8 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import ReportError
-from .json_report import check_kind_and_version, json_safe, read_json_any  # noqa: F401  (read_json_any re-exported)
+from pyprof.errors import ReportError
+from pyprof.report.json_report import check_kind_and_version, json_safe, read_json_any  # noqa: F401  (read_json_any re-exported)
 
 KIND = "pyprof.bench"
 #: Bump the major version when a field changes meaning or is removed; the minor when fields are added.
@@ -81,7 +81,7 @@ class WorkloadResult:
     family: str                   # cnn, transformer, rnn, framework-agnostic
     status: str = "ok"            # ok, skipped, failed
     reason: str = ""
-    source: str = ""              # where the model definition comes from (torchvision, bench/models, cupy)
+    source: str = ""              # where the model definition comes from (torchvision, pyprof.bench.models, cupy)
     config: dict[str, Any] = field(default_factory=dict)
     params: int | None = None
     steps_timed: int = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from .format import num, pct, si
+from pyprof.report.format import num, pct, si
 
 
 def _ef(w: dict[str, Any]) -> str:

@@ -9,9 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ReportError
-from ..result import ProfileResult
-
+from pyprof.errors import ReportError
+from pyprof.records import ProfileResult
 #: Bump the major version when a field changes meaning or is removed; the minor when fields are added.
 SCHEMA_VERSION = "1.1"  # 1.1: per-step and run-level "gpu" sections
 KIND = "pyprof.profile"

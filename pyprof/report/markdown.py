@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..result import ProfileResult
-from .format import num, si
-from .rows import gpu_kernels, summary_rows, top_ops, uncounted_ops
+from pyprof.records import ProfileResult
+from pyprof.report.format import num, si
+from pyprof.report.rows import gpu_kernels, summary_rows, top_ops, uncounted_ops
 
 
 def _esc(s: str) -> str:

@@ -10,8 +10,7 @@ import io
 import re
 from typing import Any
 
-from .bench_schema import KERNEL_CLASSES
-
+from pyprof.report.bench_schema import KERNEL_CLASSES
 _COLORS = {"gemm": "#4c72b0", "conv": "#dd8452", "attention": "#55a868", "elementwise": "#c44e52", "other": "#8c8c8c"}
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..constants import PFS_DAY_FLOP
-from ..result import ProfileResult
-from .format import num, pct, si
+from pyprof.constants import PFS_DAY_FLOP
+from pyprof.records import ProfileResult
+from pyprof.report.format import num, pct, si
 
 
 def summary_rows(r: ProfileResult) -> list[tuple[str, str, str]]:

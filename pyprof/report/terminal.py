@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 
-from ..result import ProfileResult
-from .rows import summary_rows
-
-
+from pyprof.records import ProfileResult
+from pyprof.report.rows import summary_rows
 def render_terminal(r: ProfileResult, width: int = 120) -> str:
     """Render the summary as a rich table and return it as text (print it, or log it)."""
     from rich.console import Console

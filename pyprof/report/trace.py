@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench_schema import KERNEL_CLASSES
-
+from pyprof.report.bench_schema import KERNEL_CLASSES
 log = logging.getLogger("pyprof.trace")
 
 #: Default cap on events written to a trace file (a 200k-event trace is ~20 MB of JSON before gzip).

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..result import ProfileResult
-from .atomic import atomic_write_text
-from .json_report import to_json
-from .markdown import render_markdown
-
+from pyprof.records import ProfileResult
+from pyprof.report.atomic import atomic_write_text
+from pyprof.report.json_report import to_json
+from pyprof.report.markdown import render_markdown
 def _render_html(result: ProfileResult) -> str:
-    from .html import render_profile_html  # jinja2 + matplotlib load only when HTML is asked for
+    from pyprof.report.html import render_profile_html  # jinja2 + matplotlib load only when HTML is asked for
 
     return render_profile_html(result)
 

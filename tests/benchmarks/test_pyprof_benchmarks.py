@@ -16,7 +16,6 @@ def test_report_generation_1e6_kernel_records(benchmark, tmp_path):
     """Aggregate 10^6 kernel records, render the bench HTML of the result, export the capped trace: < 2 s."""
     from pyprof.report.bench_schema import BenchReport, WorkloadResult
     from pyprof.report.html import render_bench_html
-
     table = synthetic_table(1_000_000)
 
     def generate():

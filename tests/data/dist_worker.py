@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 import pyprof
-import pyprof.distributed as pd
+import pyprof.session.distributed as pd
 
 BATCH, D_IN, HIDDEN, D_OUT, STEPS, WARMUP = 4, 16, 32, 8, 3, 1
 

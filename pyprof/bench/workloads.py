@@ -1,0 +1,230 @@
+"""Training-step workloads of the seed documents' architectures, each built for a preset and a device.
+
+Torchvision models are used where ``torchvision.models`` imports. Where it does not, AlexNet, ResNet-18 and
+MobileNetV2 come from ``pyprof.bench.models.vision`` (re-implemented from the papers, parameter counts checked) and the other
+torchvision architectures are listed as skipped with the import error as the reason. The GPT-2-small-shaped LM and the
+LSTM seq2seq are defined in ``pyprof.bench.models``; the CuPy GEMM loop is the framework-agnostic path.
+
+Training follows the paper's protocol where it applies: SGD with momentum 0.9, weight decay 1e-4, lr 0.01 for the
+pre-batch-norm nets (AlexNet, VGG) and 0.1 otherwise; cross-entropy loss on random data of the right shape (the data
+does not change the FLOPs or, to first order, the speed).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SkipWorkload(Exception):
+    """A workload cannot run here (missing package, device); the message is the reason shown in the report."""
+
+
+@dataclass
+class Prepared:
+    """A workload ready to run: ``step()`` runs one training step (forward, backward, optimizer)."""
+
+    model: Any
+    step: Callable[[], None]
+    examples_per_step: int
+    config: dict[str, Any]
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Workload:
+    id: str
+    name: str
+    family: str
+    make: Callable[[str, str], Prepared]   # (preset "quick"|"full", device) -> Prepared
+
+
+@functools.lru_cache(maxsize=1)
+def torchvision_models() -> tuple[Any, str]:
+    """``(torchvision.models, "")`` or ``(None, reason)`` when it does not import."""
+    try:
+        import torchvision.models as tvm
+
+        return tvm, ""
+    except Exception as e:  # ImportError, or a RuntimeError from an operator registration mismatch
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return None, f"torchvision.models does not import ({type(e).__name__}: {msg[:200]})"
+
+
+def _optimizer(model: Any, lr: float) -> Any:
+    import torch
+
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+
+
+def _classifier_step(model: Any, x: Any, y: Any, lr: float) -> Callable[[], None]:
+    import torch
+
+    opt = _optimizer(model, lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _vision(tv_name: str, own: str | None, lr: float) -> Callable[[str, str], Prepared]:
+    def make(preset: str, device: str) -> Prepared:
+        import torch
+
+        tvm, why = torchvision_models()
+        notes: list[str] = []
+        if tvm is not None:
+            model, source = getattr(tvm, tv_name)(), f"torchvision.models.{tv_name}"
+        elif own is not None:
+            from pyprof.bench.models import vision
+            model, source = getattr(vision, own)(), f"pyprof.bench.models.vision.{own} (torchvision unavailable)"
+            notes.append(f"{why}; using pyprof's re-implementation with the published parameter count")
+        else:
+            raise SkipWorkload(why)
+        batch, res = (8, 112) if preset == "quick" else (256, 224)
+        if tv_name == "googlenet" and tvm is not None:
+            model = tvm.googlenet(aux_logits=False, init_weights=True)
+        torch.manual_seed(0)
+        model = model.to(device).train()
+        x = torch.randn(batch, 3, res, res, device=device)
+        y = torch.randint(0, 1000, (batch,), device=device)
+        cfg = {"batch": batch, "resolution": res, "optimizer": f"SGD lr={lr} momentum=0.9 weight_decay=1e-4",
+               "precision": "fp32"}
+        if preset == "quick":
+            notes.append(f"quick preset: batch {batch} at {res}x{res} (the paper: 256 at 224x224)")
+        return Prepared(model, _classifier_step(model, x, y, lr), batch, cfg, source, notes)
+
+    return make
+
+
+def _gpt(preset: str, device: str) -> Prepared:
+    import torch
+
+    from pyprof.bench.models.gpt2 import GPTConfig, GPTLM
+
+    c = GPTConfig(n_layer=4, n_head=4, d_model=256, n_ctx=128, vocab=8192) if preset == "quick" else GPTConfig()
+    batch = 4 if preset == "quick" else 8
+    torch.manual_seed(0)
+    model = GPTLM(c).to(device).train()
+    idx = torch.randint(0, c.vocab, (batch, c.n_ctx + 1), device=device)
+    x, y = idx[:, :-1], idx[:, 1:]
+    opt = _optimizer(model, 0.1)
+
+    def step() -> None:
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, c.vocab), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    cfg = {"batch": batch, "tokens_per_step": batch * c.n_ctx, "n_layer": c.n_layer, "n_head": c.n_head,
+           "d_model": c.d_model, "n_ctx": c.n_ctx, "vocab": c.vocab, "precision": "fp32",
+           "optimizer": "SGD lr=0.1 momentum=0.9 weight_decay=1e-4"}
+    notes = ["examples = sequences; causal attention counted dense in flops_per_step (pyprof's convention), "
+             "the effective count is in the embedded profile"]
+    if preset == "quick":
+        notes.append("quick preset: GPT-2-small *shape* scaled down (4 layers, d_model 256, context 128, vocab 8192)")
+    return Prepared(model, step, batch, cfg, "pyprof.bench.models.gpt2", notes)
+
+
+def _seq2seq(preset: str, device: str) -> Prepared:
+    import torch
+
+    from pyprof.bench.models.seq2seq import Seq2Seq, Seq2SeqConfig, register_lstm_formulas
+
+    note = register_lstm_formulas()
+    if preset == "quick":
+        c, batch, length = Seq2SeqConfig(layers=2, hidden=256, embed=256, src_vocab=8000, tgt_vocab=8000), 16, 16
+    else:
+        c, batch, length = Seq2SeqConfig(), 128, 30
+    torch.manual_seed(0)
+    model = Seq2Seq(c).to(device).train()
+    src = torch.randint(0, c.src_vocab, (batch, length), device=device)
+    tgt = torch.randint(0, c.tgt_vocab, (batch, length + 1), device=device)
+    opt = _optimizer(model, 0.1)
+
+    def step() -> None:
+        logits = model(src, tgt[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, c.tgt_vocab), tgt[:, 1:].reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    cfg = {"batch": batch, "src_len": length, "tgt_len": length, "layers": c.layers, "hidden": c.hidden,
+           "embed": c.embed, "src_vocab": c.src_vocab, "tgt_vocab": c.tgt_vocab, "precision": "fp32",
+           "optimizer": "SGD lr=0.1 momentum=0.9 weight_decay=1e-4"}
+    notes = [note]
+    if preset == "quick":
+        notes.append("quick preset: 2 layers of 256 cells, vocabularies of 8,000 (the paper: 4 x 1000, 160k/80k)")
+    return Prepared(model, step, batch, cfg, "pyprof.bench.models.seq2seq", notes)
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("alexnet", "AlexNet", "cnn", _vision("alexnet", "alexnet", 0.01)),
+    Workload("vgg11", "VGG-11", "cnn", _vision("vgg11", None, 0.01)),
+    Workload("resnet18", "ResNet-18", "cnn", _vision("resnet18", "resnet18", 0.1)),
+    Workload("resnet50", "ResNet-50", "cnn", _vision("resnet50", None, 0.1)),
+    Workload("googlenet", "GoogLeNet", "cnn", _vision("googlenet", None, 0.1)),
+    Workload("mobilenet_v2", "MobileNetV2", "cnn", _vision("mobilenet_v2", "mobilenet_v2", 0.1)),
+    Workload("shufflenet_v2", "ShuffleNetV2 1x", "cnn", _vision("shufflenet_v2_x1_0", None, 0.1)),
+    Workload("efficientnet_b0", "EfficientNet-B0", "cnn", _vision("efficientnet_b0", None, 0.1)),
+    Workload("gpt2_small", "GPT-2-small-shaped LM", "transformer", _gpt),
+    Workload("lstm_seq2seq", "LSTM seq2seq", "rnn", _seq2seq),
+)
+
+#: The framework-agnostic CuPy GEMM loop is run by the runner itself (it is not a torch module).
+CUPY_ID = "cupy_gemm"
+
+
+def cupy_gemm_loop(preset: str, steps: int) -> dict[str, Any]:
+    """Time a loop of CuPy FP32 GEMMs with CUDA events; FLOPs analytic (2n^3 per GEMM).
+
+    Raises:
+        SkipWorkload: CuPy missing or no GPU.
+    """
+    try:
+        import cupy as cp
+    except Exception as e:
+        raise SkipWorkload(f"cupy does not import ({type(e).__name__}: {e}); install pyprof[gpu] on a GPU machine")
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            raise SkipWorkload("cupy found no GPU")
+    except cp.cuda.runtime.CUDARuntimeError as e:
+        raise SkipWorkload(f"cupy found no usable GPU ({e})")
+    n = 2048 if preset == "quick" else 8192
+    a = cp.random.rand(n, n, dtype=cp.float32)
+    b = cp.random.rand(n, n, dtype=cp.float32)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(steps):
+        s, e = cp.cuda.Event(), cp.cuda.Event()
+        s.record()
+        a @ b
+        e.record()
+        e.synchronize()
+        times.append(cp.cuda.get_elapsed_time(s, e) * 1e-3)
+    return {"n": n, "flops_per_step": 2.0 * n ** 3, "times_s": times}
+
+
+def select(only: list[str] | None) -> list[Workload]:
+    """Workloads by id (all when ``only`` is empty).
+
+    Raises:
+        ValueError: an id that is not a workload, with the list of ids.
+    """
+    if not only:
+        return list(WORKLOADS)
+    ids = {w.id: w for w in WORKLOADS}
+    bad = [o for o in only if o not in ids and o != CUPY_ID]
+    if bad:
+        raise ValueError(f"unknown workload(s) {bad}; choose from {sorted([*ids, CUPY_ID])}")
+    return [ids[o] for o in only if o in ids]
