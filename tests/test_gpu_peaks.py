@@ -90,12 +90,54 @@ def test_spec_peak_formula_when_no_database_row():
     assert spec.method == "formula"
     assert spec.flops_per_s == pytest.approx(114 * 4096 * 1.755e9)
     assert "114 SMs x 4096" in spec.source and "no peak database row" in spec.source
-    # H100 PCIe has a database row, but no fp64 figure in it: formula 114 x 128 x 1.755e9 = 25.6e12
-    spec = gp.spec_peak("NVIDIA H100 PCIe", (9, 0), 114, 1.755e9, "fp64")
-    assert spec.method == "formula" and spec.flops_per_s == pytest.approx(25.609e12, rel=1e-3)
-    assert "has no fp64 figure" in spec.source
-    # ...and its bf16 comes from the row (756 TFLOP/s), not the formula (820.5).
-    assert gp.spec_peak("NVIDIA H100 PCIe", (9, 0), 114, 1.755e9, "bf16").flops_per_s == 756e12
+    # The maximum SM clock overstates a Hopper tensor peak, and the source says so.
+    assert "upper bound" in spec.source and "1.83 GHz" in spec.source
+    # A SIMT class at the max clock is what NVIDIA quotes: no such caveat. 114 x 256 x 1.755e9 = 51.2e12
+    spec = gp.spec_peak("Some Hopper Board", (9, 0), 114, 1.755e9, "fp32")
+    assert spec.flops_per_s == pytest.approx(51.215e12, rel=1e-3) and "upper bound" not in spec.source
+    # H100 PCIe's bf16 comes from its row (756.5 TFLOP/s = 1513 sparse / 2), not the formula (820.5).
+    assert gp.spec_peak("NVIDIA H100 PCIe", (9, 0), 114, 1.755e9, "bf16").flops_per_s == 756.5e12
+
+
+@pytest.mark.parametrize(
+    "device_name, sms, hand_tops, hand_clock_hz",
+    [
+        # H100 SXM5: bf16 989.4e12 / (132 x 4096) = 1.830 GHz; int8 132 x 8192 x 1.830 GHz = 1978.8 TOPS
+        # (NVIDIA: 3958 sparse / 2 = 1979). At the 1.98 GHz max clock it would read 2141 (8% high).
+        ("NVIDIA H100 80GB HBM3", 132, 1978.8e12, 1.830e9),
+        # H100 PCIe: 756.5e12 / (114 x 4096) = 1.620 GHz; 114 x 8192 x 1.620 GHz = 1513 TOPS (NVIDIA: 3026 / 2).
+        ("NVIDIA H100 PCIe", 114, 1513.0e12, 1.620e9),
+        # H100 NVL: 835.5e12 / (132 x 4096) = 1.545 GHz; 132 x 8192 x 1.545 GHz = 1671 TOPS (NVIDIA: 3341 / 2).
+        ("NVIDIA H100 NVL", 132, 1671.0e12, 1.545e9),
+        # GH200: the H100 SXM5 rates, 1.830 GHz tensor clock.
+        ("NVIDIA GH200 480GB", 132, 1978.8e12, 1.830e9),
+    ],
+)
+def test_int8_formula_uses_the_tensor_clock_of_the_product(device_name, sms, hand_tops, hand_clock_hz):
+    # int8 has no database column: the formula takes the clock the row's own bf16 figure implies, not 1.98 GHz.
+    spec = gp.spec_peak(device_name, (9, 0), sms, 1.98e9, "int8")
+    assert spec.method == "formula"
+    assert spec.clock_hz == pytest.approx(hand_clock_hz, rel=1e-3)
+    assert spec.flops_per_s == pytest.approx(hand_tops, rel=1e-3)
+    assert "tensor clock implied by the database's bf16 figure" in spec.source
+
+
+@pytest.mark.parametrize(
+    "device_name, precision, hand_tflops",
+    [
+        # Each Hopper variant's tensor rate is its own datasheet's, never the 1.98 GHz formula.
+        ("NVIDIA H100 PCIe", "fp8", 1513.0),      # 114 x 8192 x 1.62 GHz = 1512.9 (3026 sparse / 2)
+        ("NVIDIA H100 PCIe", "tf32", 378.0),      # 114 x 2048 x 1.62 GHz = 378.2 (756 sparse / 2)
+        ("NVIDIA H100 NVL", "bf16", 835.5),       # 132 x 4096 x 1.545 GHz = 835.3 (1671 sparse / 2)
+        ("NVIDIA H200 NVL", "fp8", 1670.5),       # 3341 sparse / 2
+        ("NVIDIA GH200 480GB", "bf16", 989.4),    # 132 x 4096 x 1.83 GHz
+        ("NVIDIA A100 80GB PCIe", "bf16", 312.0),  # 108 x 2048 x 1.41 GHz = 311.9
+    ],
+)
+def test_hopper_variants_take_their_database_rows(device_name, precision, hand_tflops):
+    spec = gp.spec_peak(device_name, (9, 0) if "A100" not in device_name else (8, 0), 132, 1.98e9, precision)
+    assert spec.method == "database"
+    assert spec.flops_per_s == pytest.approx(hand_tflops * 1e12)
 
 
 def test_spec_peak_unavailable_says_why():
@@ -112,13 +154,16 @@ def test_spec_peak_unavailable_says_why():
         ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5"),   # what the SXM5 part calls itself
         ("NVIDIA H100 PCIe", "NVIDIA H100 PCIe"),
         ("h100-sxm", "NVIDIA H100 SXM5"),
-        ("NVIDIA H100 NVL", None),                       # other SM count and clocks: formula
-        ("NVIDIA GH200 480GB", None),
+        ("NVIDIA H100 NVL", "NVIDIA H100 NVL"),         # same die, lower clocks: its own row
+        ("NVIDIA GH200 480GB", "NVIDIA GH200"),          # "gh200" contains "h200": must not become H200 SXM
+        ("NVIDIA GH200 144G HBM3e", "NVIDIA GH200"),
         ("NVIDIA H200", "NVIDIA H200 SXM"),
-        ("NVIDIA H200 NVL", None),
+        ("NVIDIA H200 NVL", "NVIDIA H200 NVL"),
+        ("NVIDIA GB200", None),                          # "gb200" contains "b200": not a B200
         ("NVIDIA A100-SXM4-80GB", "NVIDIA A100 SXM4"),
         ("NVIDIA A100-SXM4-40GB", "NVIDIA A100 SXM4"),
-        ("NVIDIA A100 80GB PCIe", None),
+        ("NVIDIA A100 80GB PCIe", "NVIDIA A100 PCIe"),
+        ("NVIDIA A100-PCIE-40GB", "NVIDIA A100 PCIe"),
         ("Tesla V100-SXM2-16GB", "NVIDIA V100 SXM2"),
         ("Tesla V100-PCIE-32GB", None),
         ("Tesla V100S-PCIE-32GB", None),
@@ -358,3 +403,52 @@ def test_cublas_bf16_gemm_reaches_half_of_spec():
     # FLOPs of the best size are exactly 2*n^3
     n = gemm.detail["best"]["m"]
     assert gemm.detail["best"]["flops"] == 2 * n**3
+
+
+# ------------------------------------------------------------------------------------------ counter semantics (CPU)
+
+
+def _simt_set():
+    from pyprof.sources.cuda import counters as gc
+    names = [gc.simt_metric(op) for op in ("fadd", "fmul", "ffma", "dadd", "dmul", "dfma", "hadd", "hmul", "hfma")]
+    return gc, gc.build_flop_metric_set("GH100", names, query_passes=False)
+
+
+def test_fp16_simt_weights_follow_ncu_roofline():
+    # issue 15 certain 9: ncu's half-precision roofline is hadd + hmul + 2*hfma per thread instruction (HFMA2 counted
+    # once per thread), not 2/2/4. The definition is named in the code.
+    gc, ms = _simt_set()
+    assert "hadd + hmul + 2*hfma" in gc.SIMT_FLOP_DEFINITION
+    v = {m: 0.0 for m in ms.metrics()}
+    v[gc.simt_metric("hadd") + ".sum"] = 3
+    v[gc.simt_metric("hmul") + ".sum"] = 4
+    v[gc.simt_metric("hfma") + ".sum"] = 5
+    # 3 + 4 + 2*5 = 17 (the old 2/2/4 weights gave 6 + 8 + 20 = 34, twice ncu's figure)
+    assert gc.flops_from_values(v, ms)["fp16"] == 17
+    # The peak: 2 x hfma.peak_sustained, as ncu. 1000 HFMA/cycle x 2 x 100 cycles = 2e5 FLOP at 100%;
+    # 2*5e4 + 0 + 0 = 1e5 FLOP counted -> 50 %.
+    v = {m: 0.0 for m in ms.metrics()}
+    v[gc.simt_metric("hfma") + ".sum"] = 5e4
+    v[gc.simt_metric("hfma") + ".sum.peak_sustained"] = 1000
+    v[gc.CYCLES_METRIC] = 100
+    ms.extra.append(gc.CYCLES_METRIC)
+    assert gc.percent_of_peak_from_values(v, ms)["fp16"] == pytest.approx(50.0)
+
+
+def test_fp16_simt_is_an_upper_bound_out_of_the_executed_total():
+    # issue 15 likely 7: HFMA2.MMA constant loads and HADD2.F32 conversions inflate FP16 SIMT counts.
+    from pyprof.sources.cuda import counters as gc
+    f = {"fp32": 100.0, "fp16": 40.0, "tensor_bf16": 1000.0, "tensor_int8": 7.0}
+    assert gc.executed_flops(f) == 1100.0     # 100 + 1000: fp16 (upper bound) and int8 (not FLOPs) left out
+    flops, note = gc.fp16_simt_upper_bound(f)
+    assert flops == 40.0 and "upper bound" in note and "not in the executed total" in note
+    assert gc.fp16_simt_upper_bound({"fp32": 1.0}) == (None, "")
+    assert gc.fp16_simt_upper_bound({"fp16": 0.0}) == (0.0, "")
+
+
+def test_hmma_pipe_label_is_not_mma_sync_only():
+    # issue 15 certain 7: on GH100 CUPTI describes the hmma pipe as HMMA, HFMA2.MMA, HGMMA and QGMMA.
+    from pyprof.sources.cuda import pm
+    assert "HGMMA" in pm.HMMA_PIPE_LABEL and "not mma.sync alone" in pm.HMMA_PIPE_LABEL
+    assert "mma.sync (HMMA) only" not in (pm.PmSeries.__doc__ or "")
+    assert "not mma.sync alone" in (pm.PmSeries.__doc__ or "")

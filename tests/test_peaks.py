@@ -156,7 +156,7 @@ def test_titan_black_base_clock_matches_the_posts_figure():
         ("H100", "fp64", 33.5),
         ("H100", "fp64_tensor", 66.9),
         ("H100 PCIe", "fp32", 51.2),
-        ("H100 PCIe", "bf16", 756.0),
+        ("H100 PCIe", "bf16", 756.5),  # NVIDIA: 1513 with sparsity / 2
         ("H200", "bf16", 989.4),
         ("B200", "bf16", 2250.0),
         ("B200", "fp8", 4500.0),
@@ -171,6 +171,87 @@ def test_titan_black_base_clock_matches_the_posts_figure():
 )
 def test_modern_dense_peaks(name, precision, tflops):
     assert lookup(name, precision).peak_flops_per_s == pytest.approx(tflops * 1e12)
+
+
+@pytest.mark.parametrize(
+    "typed, canonical",
+    [
+        # issue 14: names users type, with memory sizes, vendor words and form factors.
+        ("A100 80GB", "NVIDIA A100 SXM4"),            # no form factor: the SXM4 part (same peaks as PCIe anyway)
+        ("A100 40GB", "NVIDIA A100 SXM4"),
+        ("A100 80GB PCIe", "NVIDIA A100 PCIe"),
+        ("NVIDIA A100-PCIE-40GB", "NVIDIA A100 PCIe"),
+        ("A100 SXM4 80GB", "NVIDIA A100 SXM4"),
+        ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5"),
+        ("H100 SXM5 80GB", "NVIDIA H100 SXM5"),
+        ("H100 PCIe 80GB", "NVIDIA H100 PCIe"),
+        ("H100 NVL", "NVIDIA H100 NVL"),
+        ("H200 141GB", "NVIDIA H200 SXM"),
+        ("H200 NVL", "NVIDIA H200 NVL"),
+        ("GH200", "NVIDIA GH200"),
+        ("NVIDIA GH200 144G HBM3e", "NVIDIA GH200"),
+        ("Grace Hopper", "NVIDIA GH200"),
+        ("HGX B200", "NVIDIA B200"),
+        ("B200 192GB", "NVIDIA B200"),
+        ("MI250X", "AMD Instinct MI250X"),
+        ("AMD Instinct MI250X 128GB", "AMD Instinct MI250X"),
+        ("MI250", "AMD Instinct MI250"),
+        ("AMD Instinct MI300X 192GB", "AMD Instinct MI300X"),
+        ("tpu-v4", "Google TPU v4"),
+        ("v5e", "Google TPU v5e"),
+        ("TPU v5 lite", "Google TPU v5e"),
+        ("v5p", "Google TPU v5p"),
+        ("Trillium", "Google TPU v6e"),
+        ("trn1", "AWS Trainium"),
+        ("Trainium", "AWS Trainium"),
+    ],
+)
+def test_common_names_resolve(typed, canonical):
+    assert lookup(typed, precisions(typed)[0]).hardware == canonical
+
+
+def test_reduced_names_never_drop_a_digit_that_names_the_product():
+    # Bare numbers are kept ("GTX 580" is not "GTX"); only sizes with a G/GB unit are dropped.
+    assert lookup("GTX 580").hardware == "NVIDIA GeForce GTX 580"
+    with pytest.raises(UnknownHardwareError):
+        lookup("GTX 999")
+    with pytest.raises(UnknownHardwareError):
+        lookup("A200 80GB")
+
+
+@pytest.mark.parametrize(
+    "name, precision, tflops",
+    [
+        # Hopper tensor rates at the tensor clock, CUDA-core and FP64 rates at the maximum SM clock.
+        ("H100 PCIe", "fp8", 1513.0),        # 114 SMs x 8192 x 1.62 GHz = 1512.9 (3026 sparse / 2)
+        ("H100 PCIe", "fp64", 25.6),         # 114 x 128 x 1.755 GHz = 25.6
+        ("H100 NVL", "bf16", 835.5),         # 132 x 4096 x 1.545 GHz = 835.3 (1671 sparse / 2)
+        ("H100 NVL", "fp32", 60.0),
+        ("H200 NVL", "fp8", 1670.5),         # 3341 sparse / 2
+        ("GH200", "bf16", 989.4),            # 132 x 4096 x 1.83 GHz
+        ("GH200", "fp64", 33.5),             # 132 x 128 x 1.98 GHz = 33.45
+        ("A100 PCIe", "tf32", 156.0),        # 108 x 1024 x 1.41 GHz = 155.9
+        ("B200", "tf32", 1125.0),            # HGX B200 18 PF sparse / 8 GPUs / 2
+        ("B200", "fp64", 37.0),              # HGX B200 296 TF / 8
+        ("MI250X", "bf16", 383.0),           # 220 CUs x 1024 x 1.7 GHz = 383.0
+        ("MI250X", "fp64", 47.9),            # 220 x 128 x 1.7 GHz = 47.87
+        ("MI300X", "fp8", 2614.9),           # 304 CUs x 4096 x 2.1 GHz = 2614.7
+        ("MI300X", "tf32", 653.7),           # 304 x 1024 x 2.1 GHz = 653.7
+        ("TPU v6e", "bf16", 918.0),
+        ("Trn1", "bf16", 190.0),
+        ("Trn1", "fp32", 47.5),
+    ],
+)
+def test_accelerator_family_rows(name, precision, tflops):
+    assert lookup(name, precision).peak_flops_per_s == pytest.approx(tflops * 1e12)
+
+
+def test_hopper_sources_name_both_clocks_and_mi250x_is_a_board():
+    for name in ("H100", "H100 PCIe", "H200", "GH200"):
+        src = lookup(name, "bf16").source
+        assert "tensor clock" in src and "maximum SM clock" in src, name
+    assert lookup("MI250X", "bf16").scope == "board"   # two GCDs per OAM module
+    assert hardware_kind("Trn1") == "tpu"              # non-GPU matrix accelerator
 
 
 def test_h100_bf16_matches_sm_clock_arithmetic():

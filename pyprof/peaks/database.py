@@ -23,7 +23,9 @@ Where a product has both a base-clock and a boost-clock spec (K40, K80, Titan Bl
 under the same name with different ``clock``; :func:`lookup` returns the boost row unless ``clock="base"`` is asked for.
 
 Name matching ignores case, spaces, dashes, underscores, dots and parentheses: ``"h100"``, ``"H100-SXM"``,
-``"gtx580"`` and ``"GTX 580"`` all work.
+``"gtx580"`` and ``"GTX 580"`` all work. A name that matches nothing is tried again without vendor words and memory
+sizes (``"NVIDIA A100 80GB PCIe"`` -> ``"A100 PCIe"``, ``"AMD Instinct MI300X 192GB"`` -> ``"MI300X"``); form factors
+(SXM, PCIe, NVL) are kept, since they change the peak.
 
 CPU peaks are ``cores x clock_hz x FLOP/cycle/core`` (see :func:`flop_per_cycle`); the derivation is spelled out in
 each CPU row's ``source``.
@@ -69,7 +71,7 @@ class PeakEntry:
 
     Attributes:
         hardware: Canonical name, e.g. ``"NVIDIA H100 SXM5"`` or ``"K80 (AI and compute)"``.
-        kind: ``"gpu"``, ``"cpu"`` or ``"tpu"``.
+        kind: ``"gpu"``, ``"cpu"`` or ``"tpu"`` (TPUs and other non-GPU matrix accelerators: AWS Trainium).
         precision: One of :data:`PRECISIONS`. On NVIDIA GPUs tf32/fp16/bf16/fp8 are tensor-core rates and
             ``fp64_tensor`` is the FP64 tensor-core rate; ``fp32`` and ``fp64`` are the CUDA-core rates.
         peak_flops_per_s: Dense peak in FLOP/s.
@@ -243,6 +245,9 @@ def _build() -> tuple[PeakEntry, ...]:
         aliases=("TitanX AIC", "Titan X AIC"), note="Spec 6.69 at boost; 6.14 at base clock.",
     )
     # ---------------------------------------------------------------- modern accelerators
+    # NVIDIA quotes tensor-core rates (tf32/fp16/bf16/fp8) at a tensor clock below the maximum SM clock, and the
+    # CUDA-core rates (fp32, fp64) and FP64 tensor rate at the maximum SM clock (GPU_COUNTERS.md section 5). Each
+    # Hopper row's source names both clocks. Dense figures are NVIDIA's "with sparsity" figures halved.
     r += _rows(
         "NVIDIA V100 SXM2", "gpu", {"fp64": 7.8, "fp32": 15.7, "fp16": 125.0}, clock="boost",
         source=f"NVIDIA V100 datasheet; 80 SMs x 1.53 GHz x (FP64 64, FP32 128, FP16 TC 1024 FLOP/clk/SM) "
@@ -250,54 +255,136 @@ def _build() -> tuple[PeakEntry, ...]:
         aliases=("V100", "V100 SXM2", "Tesla V100", "V100-SXM2-16GB", "V100-SXM2-32GB"),
         note="fp16 is the tensor-core rate (no bf16 on Volta).",
     )
+    ampere = {"fp64": 9.75, "fp64_tensor": 19.5, "fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0}
     r += _rows(
-        "NVIDIA A100 SXM4", "gpu",
-        {"fp64": 9.75, "fp64_tensor": 19.5, "fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0},
-        clock="boost",
+        "NVIDIA A100 SXM4", "gpu", ampere, clock="boost",
         source=f"NVIDIA A100 datasheet (dense); 108 SMs x 1.41 GHz x (FP64 64, FP64 TC 128, FP32 128, TF32 1024, "
         f"FP16/BF16 2048 FLOP/clk/SM) [{_SEED}, {_GPUC}]",
-        aliases=("A100", "A100 SXM4", "A100 SXM", "A100-SXM4-40GB", "A100-SXM4-80GB"),
+        aliases=("A100", "A100 SXM4", "A100 SXM", "A100-SXM4-40GB", "A100-SXM4-80GB", "A100 80GB", "A100 40GB",
+                 "A100 80GB SXM", "A100 40GB SXM"),
+        note="40 GB and 80 GB boards have the same peaks; 'A100' without a form factor means the SXM4 part.",
+    )
+    r += _rows(
+        "NVIDIA A100 PCIe", "gpu", ampere, clock="boost",
+        source="NVIDIA A100 datasheet, PCIe columns (40 GB and 80 GB): the same dense peaks as SXM4, 108 SMs x "
+        f"1.41 GHz boost [{_GPUC}]",
+        aliases=("A100 PCIe", "A100-PCIE-40GB", "A100-PCIE-80GB", "A100 80GB PCIe", "A100 40GB PCIe"),
+        note="Same spec as SXM4; its 250-300 W power limit holds sustained clocks lower.",
     )
     hopper = {"fp64": 33.5, "fp64_tensor": 66.9, "fp32": 66.9, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4,
               "fp8": 1978.9}
+    hopper_src = ("132 SMs; fp64 33.5 = 132 x 128 x 1.98 GHz, fp64_tensor and fp32 66.9 = 132 x 256 x 1.98 GHz "
+                  "(maximum SM clock); tf32 494.7 = 132 x 2048 x 1.83 GHz, fp16/bf16 989.4 = 132 x 4096 x 1.83 GHz, "
+                  "fp8 1978.9 = 132 x 8192 x 1.83 GHz (the 1.83 GHz tensor clock NVIDIA's tensor figures assume)")
     r += _rows(
         "NVIDIA H100 SXM5", "gpu", hopper, clock="boost",
-        source=f"NVIDIA H100 datasheet (dense); 132 SMs x 1.83 GHz x (FP64 128, FP64 TC 256, FP32 256, TF32 2048, "
-        f"FP16/BF16 4096, FP8 8192 FLOP/clk/SM) [{_SEED}, {_GPUC}]",
-        aliases=("H100", "H100 SXM", "H100 SXM5", "H100-SXM5-80GB", "H100 80GB HBM3"),
+        source=f"NVIDIA H100 datasheet, SXM column (dense); {hopper_src} [{_SEED}, {_GPUC}]",
+        aliases=("H100", "H100 SXM", "H100 SXM5", "H100-SXM5-80GB", "H100 80GB HBM3", "H100 80GB", "HGX H100",
+                 "DGX H100"),
     )
     r += _rows(
-        "NVIDIA H100 PCIe", "gpu", {"fp32": 51.2, "fp16": 756.0, "bf16": 756.0}, clock="boost",
-        source=f"NVIDIA H100 PCIe datasheet (dense) [{_SEED}]; fp16 = bf16 on sm_90 tensor cores ({_GPUC})",
+        "NVIDIA H100 PCIe", "gpu",
+        {"fp64": 25.6, "fp64_tensor": 51.2, "fp32": 51.2, "tf32": 378.0, "fp16": 756.5, "bf16": 756.5,
+         "fp8": 1513.0},
+        clock="boost",
+        source="NVIDIA H100 datasheet, PCIe column (sparse 756 TF32, 1513 FP16/BF16, 3026 FP8 halved); 114 SMs; "
+        "fp64 25.6 = 114 x 128 x 1.755 GHz, fp64_tensor and fp32 51.2 = 114 x 256 x 1.755 GHz (maximum SM clock); "
+        "tf32 378 = 114 x 2048 x 1.62 GHz, fp16/bf16 756.5 = 114 x 4096 x 1.62 GHz, fp8 1513 = 114 x 8192 x 1.62 GHz "
+        f"(1.62 GHz tensor clock) [{_SEED}, {_GPUC}]",
         aliases=("H100 PCIe", "H100-PCIe", "H100 PCIE 80GB"),
+    )
+    nvl = {"fp64": 30.0, "fp64_tensor": 60.0, "fp32": 60.0, "tf32": 417.5, "fp16": 835.5, "bf16": 835.5,
+           "fp8": 1670.5}
+    nvl_src = ("per GPU (sparse 835 TF32, 1671 FP16/BF16, 3341 FP8 halved); 132 SMs; fp32 60 = 132 x 256 x ~1.78 GHz; "
+               "fp16/bf16 835.5 = 132 x 4096 x ~1.545 GHz (the tensor clock these figures imply)")
+    r += _rows(
+        "NVIDIA H100 NVL", "gpu", nvl, clock="boost",
+        source=f"NVIDIA H100 datasheet, NVL column, {nvl_src} [{_GPUC}]",
+        aliases=("H100 NVL", "H100 NVL 94GB", "H100NVL"),
+        note="An early NVIDIA brief gave figures for a pair of NVL boards; these are per GPU.",
     )
     r += _rows(
         "NVIDIA H200 SXM", "gpu", hopper, clock="boost",
-        source=f"Same die and clocks as H100 SXM5, so the same rates [{_SEED}, {_GPUC}]",
-        aliases=("H200", "H200 SXM"),
+        source=f"NVIDIA H200 datasheet, SXM column: same die and clocks as H100 SXM5, so the same rates; {hopper_src} "
+        f"[{_SEED}, {_GPUC}]",
+        aliases=("H200", "H200 SXM", "H200 SXM 141GB", "H200 141GB", "HGX H200", "DGX H200"),
     )
     r += _rows(
-        "NVIDIA B200", "gpu", {"fp16": 2250.0, "bf16": 2250.0, "fp8": 4500.0}, clock="boost",
-        source=f"NVIDIA B200 (HGX) dense rates [{_SEED}]; fp16 = bf16 on tensor cores",
-        aliases=("B200",),
+        "NVIDIA H200 NVL", "gpu", nvl, clock="boost",
+        source=f"NVIDIA H200 datasheet, NVL column (the same rates as H100 NVL), {nvl_src} [{_GPUC}]",
+        aliases=("H200 NVL", "H200NVL"),
     )
     r += _rows(
-        "AMD Instinct MI300X", "gpu", {"fp32": 163.4, "fp16": 1307.4, "bf16": 1307.4}, clock="boost",
-        source=f"AMD MI300X datasheet (dense; fp32 is the matrix rate) [{_SEED}]",
-        aliases=("MI300X",),
+        "NVIDIA GH200", "gpu", hopper, clock="boost",
+        source=f"NVIDIA GH200 Grace Hopper Superchip datasheet, the Hopper GPU's rates (the same as H100 SXM5); "
+        f"{hopper_src} [{_GPUC}]",
+        aliases=("GH200", "Grace Hopper", "GH200 Grace Hopper", "GH200 Grace Hopper Superchip", "GH200 480GB",
+                 "GH200 144GB", "GH200 96GB"),
+        note="Per Hopper GPU; the Grace CPU's FLOPs are not included.",
     )
-    for name, tflops, aliases in (
-        ("Google TPU v2", 45.0, ("TPU v2", "TPUv2")),
-        ("Google TPU v3", 123.0, ("TPU v3", "TPUv3")),
-        ("Google TPU v4", 275.0, ("TPU v4", "TPUv4")),
-        ("Google TPU v5e", 197.0, ("TPU v5e", "TPUv5e", "v5litepod")),
-        ("Google TPU v5p", 459.0, ("TPU v5p", "TPUv5p")),
+    r += _rows(
+        "NVIDIA B200", "gpu", {"fp64": 37.0, "fp64_tensor": 37.0, "tf32": 1125.0, "fp16": 2250.0, "bf16": 2250.0,
+                               "fp8": 4500.0},
+        clock="boost",
+        source="NVIDIA HGX B200 datasheet divided by its 8 GPUs (sparse 18 PF TF32, 36 PF FP16/BF16, 72 PF FP8 "
+        f"halved; FP64 and FP64 tensor 296 TF); NVIDIA states no clock for these figures [{_SEED}]",
+        aliases=("B200", "HGX B200", "DGX B200", "B200 SXM", "B200 SXM6"),
+        note="No CUDA-core FP32 figure is published for B200; fp16 = bf16 on tensor cores.",
+    )
+    r += _rows(
+        "AMD Instinct MI250X", "gpu",
+        {"fp64": 47.9, "fp64_tensor": 95.7, "fp32": 47.9, "fp16": 383.0, "bf16": 383.0}, clock="boost",
+        scope="board",
+        source="AMD Instinct MI250X datasheet: 220 CUs x 1.7 GHz peak engine clock; fp64/fp32 vector 47.9 = 220 x "
+        "128 x 1.7 GHz, fp64 matrix 95.7, fp16/bf16 matrix 383 = 220 x 1024 x 1.7 GHz",
+        aliases=("MI250X", "Instinct MI250X", "AMD MI250X"),
+        note="Per OAM module, which software sees as two GCDs (devices): per device, halve. Packed FP32 and FP32 "
+        "matrix rates are 95.7; fp64_tensor holds the FP64 matrix rate.",
+    )
+    r += _rows(
+        "AMD Instinct MI250", "gpu",
+        {"fp64": 45.3, "fp64_tensor": 90.5, "fp32": 45.3, "fp16": 362.1, "bf16": 362.1}, clock="boost",
+        scope="board",
+        source="AMD Instinct MI250 datasheet: 208 CUs x 1.7 GHz peak engine clock; fp64/fp32 vector 45.3, fp64 "
+        "matrix 90.5, fp16/bf16 matrix 362.1 = 208 x 1024 x 1.7 GHz",
+        aliases=("MI250", "Instinct MI250", "AMD MI250"),
+        note="Per OAM module of two GCDs (devices): per device, halve.",
+    )
+    r += _rows(
+        "AMD Instinct MI300X", "gpu",
+        {"fp64": 81.7, "fp64_tensor": 163.4, "fp32": 163.4, "tf32": 653.7, "fp16": 1307.4, "bf16": 1307.4,
+         "fp8": 2614.9},
+        clock="boost",
+        source="AMD Instinct MI300X datasheet (dense): 304 CUs x 2.1 GHz peak engine clock; fp64 vector 81.7, "
+        "fp64 matrix and fp32 163.4, tf32 653.7 = 304 x 1024 x 2.1 GHz, fp16/bf16 1307.4 = 304 x 2048 x 2.1 GHz, "
+        f"fp8 2614.9 = 304 x 4096 x 2.1 GHz [{_SEED}]",
+        aliases=("MI300X", "Instinct MI300X", "AMD MI300X"),
+        note="fp64_tensor holds the FP64 matrix rate; FP32 vector and matrix rates are equal.",
+    )
+    for name, tflops, aliases, page in (
+        ("Google TPU v2", 45.0, ("TPU v2", "TPUv2", "v2"), "TPU v2"),
+        ("Google TPU v3", 123.0, ("TPU v3", "TPUv3", "v3"), "TPU v3"),
+        ("Google TPU v4", 275.0, ("TPU v4", "TPUv4", "v4", "TPU v4 pod"), "TPU v4"),
+        ("Google TPU v5e", 197.0, ("TPU v5e", "TPUv5e", "v5e", "v5litepod", "TPU v5 lite", "v5lite", "TPU v5litepod"),
+         "TPU v5e"),
+        ("Google TPU v5p", 459.0, ("TPU v5p", "TPUv5p", "v5p"), "TPU v5p"),
+        ("Google TPU v6e", 918.0, ("TPU v6e", "TPUv6e", "v6e", "Trillium", "TPU Trillium"), "TPU v6e"),
     ):
         r += _rows(
             name, "tpu", {"bf16": tflops}, clock="n/a",
-            source=f"Google Cloud TPU documentation, BF16 per chip [{_SEED}]",
+            source=f"Google Cloud TPU documentation ({page} system architecture page), peak BF16 per chip [{_SEED}]",
             aliases=aliases,
         )
+    # AWS Trainium is a matrix-engine accelerator, not a TPU; it is stored with kind "tpu" (non-GPU matrix
+    # accelerator) so that estimates apply the same utilization prior as to TPUs.
+    r += _rows(
+        "AWS Trainium", "tpu", {"fp32": 47.5, "tf32": 190.0, "fp16": 190.0, "bf16": 190.0, "fp8": 190.0},
+        clock="n/a",
+        source="AWS Neuron documentation, Trainium architecture: per chip 190 TFLOPS FP8/FP16/BF16/TF32 and 47.5 "
+        "TFLOPS FP32 (trn1.32xlarge: 16 chips)",
+        aliases=("Trainium", "Trainium1", "Trn1", "Trn1n", "AWS Trn1", "AWS Trainium1"),
+        note="Per Trainium chip (two NeuronCores-v2); a trn1.32xlarge instance holds 16.",
+    )
     # ------------------------------------------------------- CPUs (examples; cores x clock x FLOP/cycle)
     for name, cores, clock_hz, isa, aliases, extra in (
         ("Intel Xeon Platinum 8380", 40, 2.3e9, "avx512", ("Xeon 8380", "Ice Lake 8380"),
@@ -447,6 +534,28 @@ def _index() -> dict[str, str]:
 _INDEX = _index()
 _ALL_NAMES = sorted({n for e in PEAKS for n in (e.hardware, *e.aliases)})
 
+# Words users and drivers put around a product name that do not change its peak: vendor and brand prefixes, memory
+# sizes ("80GB", "141GB", GH200's "144G") and memory kinds. "NVIDIA A100 80GB", "AMD Instinct MI250X 128GB" and
+# "NVIDIA H100 80GB HBM3" reduce to the product name. Form factors (SXM, PCIe, NVL) are kept: they change the peak.
+_NOISE = re.compile(r"\b(nvidia|amd|google|aws|amazon|tesla|instinct|cloud|\d+\s*g(?:i?b)?|hbm\d?e?)\b")
+
+
+def _reduced(name: str) -> str:
+    return _norm(_NOISE.sub(" ", str(name).lower().replace("_", " ")))
+
+
+def _reduced_index() -> dict[str, set[str]]:
+    idx: dict[str, set[str]] = {}
+    for e in PEAKS:
+        for n in (e.hardware, *e.aliases):
+            k = _reduced(n)
+            if k:
+                idx.setdefault(k, set()).add(e.hardware)
+    return idx
+
+
+_REDUCED = _reduced_index()
+
 
 def _canonical(hardware: str) -> str:
     if not isinstance(hardware, str) or not hardware.strip():
@@ -454,6 +563,10 @@ def _canonical(hardware: str) -> str:
     found = _INDEX.get(_norm(hardware))
     if found is not None:
         return found
+    # Second chance without vendor words and memory sizes; only an unambiguous product is accepted.
+    reduced = _REDUCED.get(_reduced(hardware), set())
+    if len(reduced) == 1:
+        return next(iter(reduced))
     # Close matches on the normalised form, reported with their readable spelling.
     by_norm: dict[str, str] = {}
     for n in _ALL_NAMES:

@@ -85,6 +85,11 @@ GEMMS: dict[str, str] = {
     "gemm_fp8": "fp8", "gemm_int8": "int8",
 }
 
+#: Peak classes NVIDIA quotes at its tensor clock, below the maximum SM clock on Hopper (1.83 GHz SXM/GH200, 1.62 H100
+#: PCIe, about 1.545 NVL, against 1.98 GHz max: GPU_COUNTERS.md section 5). fp64_tensor is quoted at the maximum SM
+#: clock (H100 SXM: 66.9 = 132 x 256 x 1.98 GHz), so it is not listed.
+TENSOR_CLOCK_CLASSES = ("tf32", "fp16", "bf16", "fp8", "int8")
+
 # Microkernel iterations for quick runs (0 = the kernel's own default, a few ms on an H100).
 _QUICK_ITERATIONS = {"ffma": 1 << 13, "dfma": 1 << 12, "hfma2": 1 << 13, "mma_bf16": 1 << 12, "mma_fp16": 1 << 12,
                      "mma_tf32": 1 << 12, "wgmma_bf16": 1 << 12}
@@ -234,8 +239,8 @@ def database_name(device_name: str) -> Optional[str]:
     """Canonical peak-database name for a CUDA device name, or None when no row describes that product.
 
     The CUDA names differ from the datasheet names (the H100 SXM5 calls itself ``"NVIDIA H100 80GB HBM3"``), and
-    variants with other SM counts or clocks must not borrow a row: H100 PCIe has its own row, H100 NVL, A100 PCIe,
-    V100 PCIe/V100S and GH200 have none (their spec peak comes from the formula).
+    variants with other SM counts or clocks must not borrow a row: H100 PCIe, H100/H200 NVL, A100 PCIe and GH200
+    have their own rows; V100 PCIe/V100S and GB200 have none (their spec peak comes from the formula).
 
     Args:
         device_name: As ``cudaGetDeviceProperties`` or NVML report it, or a database name/alias.
@@ -252,14 +257,17 @@ def database_name(device_name: str) -> Optional[str]:
             break
         stripped = s
     key = re.sub(r"[^a-z0-9]", "", stripped.lower())
-    if "nvl" in key or "gh200" in key:
-        return None
+    # Order matters: "gh200" contains "h200" and "gb200" contains "b200"; NVL parts share the SXM die at lower clocks.
+    if "gh200" in key:
+        return "NVIDIA GH200"
+    if "gb200" in key:
+        return None  # Grace Blackwell: other rates than B200, no row yet
     if "h100" in key:
-        return "NVIDIA H100 PCIe" if "pcie" in key else "NVIDIA H100 SXM5"
+        return "NVIDIA H100 NVL" if "nvl" in key else ("NVIDIA H100 PCIe" if "pcie" in key else "NVIDIA H100 SXM5")
     if "h200" in key:
-        return "NVIDIA H200 SXM"
+        return "NVIDIA H200 NVL" if "nvl" in key else "NVIDIA H200 SXM"
     if "a100" in key:
-        return None if "pcie" in key else "NVIDIA A100 SXM4"
+        return "NVIDIA A100 PCIe" if "pcie" in key else "NVIDIA A100 SXM4"
     if "v100" in key:
         # V100S is a PCIe part with other clocks; "v100sxm2" is the SXM2 part, not a V100S.
         return None if ("pcie" in key or re.search(r"v100s(?!xm)", key)) else "NVIDIA V100 SXM2"
@@ -291,7 +299,8 @@ def spec_peak(
         name: Device name (CUDA or database spelling).
         compute_capability: ``(major, minor)``.
         sm_count: SMs on the device.
-        clock_hz: Clock for the formula: the maximum SM clock the driver reports.
+        clock_hz: Clock for the formula: the maximum SM clock the driver reports. Used for tensor classes only when
+            no database row of the product gives NVIDIA's tensor clock; the source then says it is an upper bound.
         precision: Peak class (one of :data:`PRECISIONS`).
 
     Returns:
@@ -315,6 +324,20 @@ def spec_peak(
                 implied = row.peak_flops_per_s / (int(sm_count) * fpc)
             return SpecPeak(prec, row.peak_flops_per_s, "database", f"{row.hardware} ({row.clock} clock): {row.source}",
                             hardware=row.hardware, flops_per_clock_per_sm=fpc, clock_hz=implied)
+        # The row lacks this class (e.g. int8): a tensor class takes the tensor clock the row's own tensor figures
+        # imply, never the maximum SM clock (that would overstate Hopper tensor peaks by 8-15%).
+        if fpc is not None and prec in TENSOR_CLOCK_CLASSES:
+            tc = _implied_tensor_clock(hw, compute_capability, sm_count)
+            if tc is not None:
+                clock_hz_t, how = tc
+                cc = tuple(int(x) for x in compute_capability[:2])
+                sms = int(sm_count)
+                return SpecPeak(
+                    prec, sms * fpc * clock_hz_t, "formula",
+                    f"formula: {sms} SMs x {fpc} FLOP/clk/SM (sm_{cc[0]}{cc[1]} {prec}) x {clock_hz_t / 1e9:.3f} GHz, "
+                    f"the tensor clock {how} ({why_not_db})",
+                    hardware=hw, flops_per_clock_per_sm=fpc, clock_hz=clock_hz_t,
+                )
     cc = tuple(int(x) for x in compute_capability[:2])
     if fpc is None:
         return SpecPeak(prec, None, "unavailable", "", flops_per_clock_per_sm=None,
@@ -326,11 +349,40 @@ def spec_peak(
         return SpecPeak(prec, None, "unavailable", "", flops_per_clock_per_sm=fpc,
                         reason=f"{why_not_db}, and the formula needs a positive SM count and clock "
                         f"(got sm_count={sm_count!r}, clock_hz={clock_hz!r})")
+    which = "the given clock"
+    if prec in TENSOR_CLOCK_CLASSES and cc[0] >= 9:
+        which = ("the given clock; NVIDIA quotes Hopper tensor rates at a tensor clock below the maximum SM clock "
+                 "(1.83 GHz SXM/GH200, 1.62 H100 PCIe, about 1.545 NVL, against 1.98 max), so at the maximum SM clock "
+                 "this is an upper bound, 8-15% above the vendor's figure")
     return SpecPeak(
         prec, sms * fpc * clock, "formula",
-        f"formula: {sms} SMs x {fpc} FLOP/clk/SM (sm_{cc[0]}{cc[1]} {prec}) x {clock / 1e9:.3f} GHz ({why_not_db})",
+        f"formula: {sms} SMs x {fpc} FLOP/clk/SM (sm_{cc[0]}{cc[1]} {prec}) x {clock / 1e9:.3f} GHz, {which} "
+        f"({why_not_db})",
         flops_per_clock_per_sm=fpc, clock_hz=clock,
     )
+
+
+def _implied_tensor_clock(hardware: str, compute_capability: Sequence[int],
+                          sm_count: int) -> Optional[tuple[float, str]]:
+    """The tensor clock a database row's own tensor figure implies: ``peak / (SMs x FLOP/clk/SM)``.
+
+    H100 SXM5: 989.4e12 / (132 x 4096) = 1.830 GHz. Returns ``(clock_hz, how)`` or None when the row has no tensor
+    figure the table can divide, or the SM count is not positive.
+    """
+    if not sm_count or int(sm_count) <= 0:
+        return None
+    for cls in ("bf16", "fp16", "tf32", "fp8"):
+        fpc = flops_per_clock_per_sm(compute_capability, cls)
+        if fpc is None:
+            continue
+        try:
+            row = _db.lookup(hardware, cls)
+        except InvalidInputError:
+            continue
+        clock = row.peak_flops_per_s / (int(sm_count) * fpc)
+        return clock, (f"implied by the database's {cls} figure for {row.hardware}: "
+                       f"{row.peak_flops_per_s / 1e12:g}e12 / ({int(sm_count)} x {fpc})")
+    return None
 
 
 def clock_adjusted_peak(

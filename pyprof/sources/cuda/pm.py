@@ -32,6 +32,12 @@ PERMISSION_HINT = (
     "kernel tracing and NVML keep working without it"
 )
 
+#: What ``sm__pipe_tensor_op_hmma_cycles_active`` measures, in the words a report may show. CUPTI 13.0's description of
+#: the metric on GH100 lists HMMA, HFMA2.MMA, HGMMA and QGMMA (GPU_COUNTERS.md section 2): it includes wgmma (HGMMA,
+#: QGMMA) and even the HFMA2.MMA the compiler emits for constant loads, so it must never be read as "mma.sync only"
+#: or used to split mma.sync from wgmma.
+HMMA_PIPE_LABEL = "tensor pipe, hmma sub-pipe (on GH100: HMMA, HFMA2.MMA, HGMMA and QGMMA; not mma.sync alone)"
+
 # Role -> candidate metric names, the first one the chip offers wins. The TriageCompute names (GH100 and later) come
 # from GPU_COUNTERS.md section 2; the plain names are GA100's. `peak` roles also collect `<metric>.peak_sustained`
 # (a per-chip constant: the most the counter can advance per cycle over the whole GPU; it costs no counter).
@@ -131,7 +137,9 @@ class PmSeries:
         duration_s: sample length in seconds.
         sm_active_ratio: fraction of SM-cycles with at least one warp resident.
         tensor_pipe_active_ratio: fraction of SM-cycles the tensor pipe was busy (all tensor instructions).
-        hmma_pipe_active_ratio: the same for mma.sync (HMMA) only; None where the chip has no such PM metric.
+        hmma_pipe_active_ratio: the same for the "hmma" tensor sub-pipe (:data:`HMMA_PIPE_LABEL`: on GH100 CUPTI's
+            description covers HMMA, HFMA2.MMA, HGMMA and QGMMA, so it is NOT mma.sync alone and never separates
+            mma.sync from wgmma); None where the chip has no such PM metric.
         fma_pipe_inst_ratio: FMA-pipe warp instructions issued / the most the FMA pipes can issue.
         fp64_pipe_active_ratio: fraction of SM-cycles the FP64 pipe was busy.
         warps_active_ratio: resident warps / the most that fit (achieved occupancy).
@@ -214,7 +222,7 @@ def pm_series(samples: Sequence[Mapping[str, Any]], metric_set: PmMetricSet,
         duration_s=duration_s,
         sm_active_ratio=ratio("sm_cycles_active"),  # SM active cycles / (SMs x elapsed cycles)
         tensor_pipe_active_ratio=ratio("tensor_pipe_cycles_active"),  # tensor-busy cycles / (SMs x elapsed)
-        hmma_pipe_active_ratio=ratio("hmma_pipe_cycles_active"),  # HMMA-busy cycles / (SMs x elapsed)
+        hmma_pipe_active_ratio=ratio("hmma_pipe_cycles_active"),  # hmma-sub-pipe busy cycles / (SMs x elapsed)
         fma_pipe_inst_ratio=ratio("fma_pipe_inst"),  # FMA warp insts / (max FMA warp insts per cycle x elapsed)
         fp64_pipe_active_ratio=ratio("fp64_pipe_cycles_active"),  # FP64-busy cycles / (SMs x elapsed)
         warps_active_ratio=ratio("warps_active"),  # resident warps summed per cycle / (max warps x elapsed)
