@@ -10,10 +10,13 @@ Nothing here raises for a missing GPU, driver, library or native extension: stat
 
 from __future__ import annotations
 
+import enum
 import glob
 import os
 import site
 import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pyprof._native import load_cuda
@@ -199,3 +202,94 @@ def drain_flops_by_precision() -> dict[str, float]:
     delta = {p: v - _last_recorded.get(p, 0.0) for p, v in now.items() if v - _last_recorded.get(p, 0.0) > 0}
     _last_recorded = now
     return delta
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Library FLOPs a report cannot attribute (issue 15 likely 8 and 9): pure functions, so that the session can call them
+# on a step's or a run's GPU section and a CPU test can check the wording and the arithmetic.
+
+
+class AttributionGap(str, enum.Enum):
+    """Why library FLOPs are missing for some kernels."""
+
+    CUDA_GRAPH_REPLAY = "cuda_graph_replay"  # cuBLASLt logs at capture only; replays carry the graph launch's id
+    CUDNN_BACKEND = "cudnn_backend"          # cudnnBackendExecute logs an execution plan pointer, not shapes
+
+
+@dataclass(frozen=True)
+class AttributionNote:
+    """One unattributed-library-FLOPs note for a report.
+
+    Attributes:
+        gap: which mechanism loses the FLOPs.
+        count: kernels (graph replay) or executions (cuDNN backend) concerned.
+        time_s: their kernel time in seconds where known (graph replay), else None.
+        text: the sentence a report shows.
+    """
+
+    gap: AttributionGap
+    count: int
+    time_s: float | None
+    text: str
+
+
+def graph_replay_note(kernel_records: Iterable[dict[str, Any]] | None) -> AttributionNote | None:
+    """The note for kernels replayed from CUDA graphs that carry no library FLOPs.
+
+    cuBLASLt logs a matmul when a graph is captured, not when it is replayed, and the replayed kernels carry the graph
+    launch's correlation id, so no library call binds to them (``torch.compile(mode="reduce-overhead")``, CUDA-graphed
+    steps): their library FLOPs read 0 and their time counts as uncounted. Until calls are mapped to graph nodes,
+    the report must say so.
+
+    Args:
+        kernel_records: per-kernel records of a window or run (``GpuWindow.kernels``: dicts with ``graph_id``,
+            ``start_ns``, ``end_ns`` in ns, ``library_flops``), or None when records were not kept.
+
+    Returns:
+        The note, or None when no record ran inside a graph without library FLOPs (or there are no records).
+    """
+    if not kernel_records:
+        return None
+    n = 0
+    ns = 0
+    for r in kernel_records:
+        if int(r.get("graph_id") or 0) != 0 and not float(r.get("library_flops") or 0.0):
+            n += 1
+            ns += max(0, int(r.get("end_ns") or 0) - int(r.get("start_ns") or 0))
+    if n == 0:
+        return None
+    t = ns * 1e-9
+    return AttributionNote(
+        AttributionGap.CUDA_GRAPH_REPLAY, n, t,
+        f"CUDA-graph replays: library FLOPs not attributed ({n} kernel(s), {t:.3g} s, ran inside CUDA graphs; "
+        "cuBLASLt logs calls at capture only, so their time counts as uncounted)")
+
+
+def cudnn_backend_note(backend_executes: int, analytic_counting: bool) -> AttributionNote | None:
+    """The note for cuDNN graph-API executions whose FLOPs the hooks could not read.
+
+    PyTorch 2.x runs cuDNN convolutions through ``cudnnBackendExecute``, which logs an execution-plan pointer only;
+    the legacy convolution log never appears, so without this note a CNN's library FLOPs silently omit its main work.
+
+    Args:
+        backend_executes: ``cudnnBackendExecute`` calls seen over the section (the difference of two
+            :func:`hook_stats` ``cudnn_backend_executes`` readings).
+        analytic_counting: whether the section's FLOPs also come from pyprof's analytic counter (then the
+            convolutions' FLOPs are there).
+
+    Returns:
+        The note, or None when there was no such execution.
+
+    Raises:
+        ValueError: a negative count (readings taken in the wrong order).
+    """
+    n = int(backend_executes)
+    if n < 0:
+        raise ValueError(f"backend_executes={backend_executes!r} is negative: subtract the earlier hook_stats reading "
+                         "from the later one")
+    if n == 0:
+        return None
+    tail = ("their FLOPs come from the analytic count" if analytic_counting
+            else "their FLOPs are missing from library FLOPs (turn on the analytic count to include them)")
+    return AttributionNote(AttributionGap.CUDNN_BACKEND, n, None,
+                           f"{n} cuDNN backend execution(s) not attributed; {tail}")
