@@ -57,7 +57,21 @@ GEMM_CASES = {  # name: (precision class of the library call, M, N, K)
 }
 COUNTER_PRECISION = {"bf16": "tensor_bf16", "fp16": "tensor_fp16", "tf32": "tensor_tf32", "fp8": "tensor_fp8",
                      "fp64": "tensor_fp64"}
-MICRO_CASES = {"ffma": "fp32", "hfma2": "fp16", "dfma": "fp64"}
+#: Peak kernel -> the counter precision its chains land in (gpu_peak kinds).
+MICRO_CASES = {"ffma": "fp32", "hfma2": "fp16", "dfma": "fp64", "mma_bf16": "tensor_bf16", "wgmma_bf16": "tensor_bf16"}
+#: counted/formula ratios that count as exact, and what each one means. FFMA and DFMA: 1 only. HFMA2: pyprof follows
+#: ncu (2 FLOP per HFMA2 thread instruction) while the kernel's formula counts 4 (two lanes), so 0.5 if the counter
+#: ticks once per instruction, 1.0 if once per lane. Tensor kernels: 1.0 if "math ops" are FLOPs (2 per FMA), 0.5 if
+#: they are FMAs (GPU_COUNTERS.md section 1: unverified on Hopper).
+MICRO_ACCEPTED: dict[str, dict[float, str]] = {
+    "hfma2": {0.5: "hfma counter ticks once per HFMA2 thread instruction (ncu's FP16 roofline: 2 FLOP per HFMA2, "
+                   "half the arithmetic)",
+              1.0: "hfma counter ticks once per FP16 lane (2 per HFMA2)"},
+    "mma_bf16": {1.0: "tensor math ops are FLOPs (2 per multiply-add), mma.sync path",
+                 0.5: "tensor math ops are multiply-adds (FMAs), not FLOPs: weight 2 needed, mma.sync path"},
+    "wgmma_bf16": {1.0: "tensor math ops are FLOPs (2 per multiply-add), wgmma path",
+                   0.5: "tensor math ops are multiply-adds (FMAs), not FLOPs: weight 2 needed, wgmma path"},
+}
 
 
 # ------------------------------------------------------------------------------------------------ workloads
@@ -181,23 +195,27 @@ def _per_launch(kind: str, iterations: int) -> tuple[Launch | None, dict[str, An
 def check_micro(kind: str) -> dict[str, Any]:
     """Exact counter semantics on a peak kernel, by the difference of two launches (:func:`difference_check`)."""
     check = f"micro {kind} (difference of two launches)"
+    from pyprof._native import load_cuda
+    mod, why = load_cuda()
+    if mod is None:
+        return row(check, Status.SKIPPED, f"pyprof's CUDA part does not load: {why}")
+    if kind not in mod.gpu_peak_kinds():
+        return row(check, Status.SKIPPED, f"this build or GPU cannot run {kind} (gpu_peak_kinds: "
+                                          f"{', '.join(mod.gpu_peak_kinds())})")
     a, info_a = _per_launch(kind, MICRO_ITERATIONS[0])
     if a is None:
         return _counter_failure(check, info_a) or row(check, Status.FAILED, info_a["error"], low=info_a)
     b, info_b = _per_launch(kind, MICRO_ITERATIONS[1])
     if b is None:
         return _counter_failure(check, info_b) or row(check, Status.FAILED, info_b["error"], high=info_b)
-    # HFMA2: pyprof follows ncu (2 FLOP per HFMA2 thread instruction) while the kernel's formula counts 4 (two lanes):
-    # 0.5 if the counter ticks once per instruction, 1.0 if once per lane. FFMA and DFMA must be exactly 1.
-    accepted = (0.5, 1.0) if kind == "hfma2" else (1.0,)
-    d = difference_check(a, b, accepted)
+    meanings = MICRO_ACCEPTED.get(kind, {1.0: "exact"})
+    d = difference_check(a, b, tuple(meanings))
     fields: dict[str, Any] = {"low": {**info_a, "counted": a.counted_flops, "formula_flops": a.formula_flops},
                               "high": {**info_b, "counted": b.counted_flops, "formula_flops": b.formula_flops},
                               "ratio": d.ratio, "setup_flops_per_launch": d.setup_flops_per_launch,
                               "single_launch_ratio": a.counted_flops / a.formula_flops if a.formula_flops else None}
-    if kind == "hfma2" and d.exact:
-        fields["hfma_counts"] = ("once per HFMA2 thread instruction (ncu's FP16 roofline: 2 FLOP per HFMA2, half the "
-                                 "arithmetic)" if d.matched == 0.5 else "once per FP16 lane (2 per HFMA2)")
+    if d.exact and d.matched is not None:
+        fields["finding"] = meanings[d.matched]
     return row(check, Status.PASSED if d.exact else Status.FAILED, d.reason, **fields)
 
 

@@ -89,8 +89,8 @@ def test_validate_main_counts_failures_and_exits_nonzero(monkeypatch, tmp_path):
     monkeypatch.setattr(gpu_validate, "check_micro", broken)
     assert gpu_validate.main(["--only", "micro", "--out", str(tmp_path)]) == 1
     d = json.loads((tmp_path / "gpu_validate.json").read_text())
-    # three micro kinds (ffma, hfma2, dfma), each a failed row naming the error
-    assert d["summary"]["failed"] == 3 and d["summary"]["passed"] == 0
+    # every micro kind (ffma, hfma2, dfma, mma_bf16, wgmma_bf16) is a failed row naming the error
+    assert d["summary"]["failed"] == len(gpu_validate.MICRO_CASES) == 5 and d["summary"]["passed"] == 0
     assert all(c["status"] == "failed" and "counter image too small" in c["reason"] for c in d["checks"])
 
 
@@ -137,6 +137,14 @@ def test_check_micro_runs_the_difference_on_fake_counters(monkeypatch):
         return {"kernels": [{"flops_by_precision": {"fp32": per}}, {"flops_by_precision": {"fp32": per}},
                             {"flops_by_precision": {}}]}
     monkeypatch.setattr(gpu_validate, "_counted", fake_counted)
+
+    class FakeNative:
+        @staticmethod
+        def gpu_peak_kinds():
+            return ["ffma", "dfma", "hfma2"]
+    import pyprof._native
+    monkeypatch.setattr(pyprof._native, "load_cuda", lambda: (FakeNative, ""))
+    assert gpu_validate.check_micro("wgmma_bf16")["status"] == "skipped"   # not built here: said, not failed
     r = gpu_validate.check_micro("ffma")
     assert r["status"] == "passed", r
     assert r["ratio"] == 1.0 and r["setup_flops_per_launch"] == 23_000   # 23 x 1000 threads
