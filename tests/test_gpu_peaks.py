@@ -452,3 +452,17 @@ def test_hmma_pipe_label_is_not_mma_sync_only():
     assert "HGMMA" in pm.HMMA_PIPE_LABEL and "not mma.sync alone" in pm.HMMA_PIPE_LABEL
     assert "mma.sync (HMMA) only" not in (pm.PmSeries.__doc__ or "")
     assert "not mma.sync alone" in (pm.PmSeries.__doc__ or "").lower()
+
+
+def test_counter_result_notes_fp16_simt_as_upper_bound():
+    # The report side of likely 7: a result with FP16 SIMT FLOPs carries the note, and its executed total leaves them out.
+    gc, ms = _simt_set()
+    s = gc.CounterSession("kernel", metric_set=ms)
+    v = {m: 0.0 for m in ms.metrics()}
+    v[gc.simt_metric("ffma") + ".sum"] = 10      # 2 x 10 = 20 FP32 FLOPs
+    v[gc.simt_metric("hfma") + ".sum"] = 4       # 2 x 4 = 8 FP16 SIMT FLOPs (upper bound)
+    s._result.step_values = v
+    s._finalize_values()
+    r = s._result
+    assert r.flops_by_precision["fp16"] == 8 and r.executed_flops == 20   # 20, not 28
+    assert any("upper bound" in n for n in r.notes)

@@ -719,6 +719,9 @@ class CounterSession:
             try:
                 r.flops_by_precision = flops_from_values(r.step_values, self.metric_set)
                 r.executed_flops = executed_flops(r.flops_by_precision)
+                _fp16, fp16_note = fp16_simt_upper_bound(r.flops_by_precision)  # shown apart, as an upper bound
+                if fp16_note:
+                    r.notes.append(fp16_note)
                 if self.mode == "step":
                     r.percent_of_peak = percent_of_peak_from_values(r.step_values, self.metric_set)
             except KeyError as e:
