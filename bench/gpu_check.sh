@@ -121,7 +121,7 @@ else
 fi
 
 # --- tests marked gpu
-PYTEST_ARGS=(-m gpu -q -p no:cacheprovider -o addopts= tests)
+PYTEST_ARGS=(-m gpu -q -ra -p no:cacheprovider -o addopts= tests)
 "$PY" -c "import pytest_timeout" >/dev/null 2>&1 && PYTEST_ARGS+=(--timeout=90)
 : > "$OUTDIR/pytest_gpu.log"
 step pytest 120 "$OUTDIR/pytest_gpu.log" "$PY" -m pytest "${PYTEST_ARGS[@]}"

@@ -361,7 +361,7 @@ def _build() -> tuple[PeakEntry, ...]:
         aliases=("MI300X", "Instinct MI300X", "AMD MI300X"),
         note="fp64_tensor holds the FP64 matrix rate; FP32 vector and matrix rates are equal.",
     )
-    for name, tflops, aliases, page in (
+    tpus: tuple[tuple[str, float, tuple[str, ...], str], ...] = (
         ("Google TPU v2", 45.0, ("TPU v2", "TPUv2", "v2"), "TPU v2"),
         ("Google TPU v3", 123.0, ("TPU v3", "TPUv3", "v3"), "TPU v3"),
         ("Google TPU v4", 275.0, ("TPU v4", "TPUv4", "v4", "TPU v4 pod"), "TPU v4"),
@@ -369,11 +369,12 @@ def _build() -> tuple[PeakEntry, ...]:
          "TPU v5e"),
         ("Google TPU v5p", 459.0, ("TPU v5p", "TPUv5p", "v5p"), "TPU v5p"),
         ("Google TPU v6e", 918.0, ("TPU v6e", "TPUv6e", "v6e", "Trillium", "TPU Trillium"), "TPU v6e"),
-    ):
+    )
+    for tpu, tflops, tpu_aliases, page in tpus:
         r += _rows(
-            name, "tpu", {"bf16": tflops}, clock="n/a",
+            tpu, "tpu", {"bf16": tflops}, clock="n/a",
             source=f"Google Cloud TPU documentation ({page} system architecture page), peak BF16 per chip [{_SEED}]",
-            aliases=aliases,
+            aliases=tpu_aliases,
         )
     # AWS Trainium is a matrix-engine accelerator, not a TPU; it is stored with kind "tpu" (non-GPU matrix
     # accelerator) so that estimates apply the same utilization prior as to TPUs.

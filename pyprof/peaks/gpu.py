@@ -37,6 +37,7 @@ __all__ = [
     "PRECISIONS",
     "FLOPS_PER_CLOCK_PER_SM",
     "FLOPS_PER_CLOCK_PER_SM_SOURCE",
+    "TENSOR_CLOCK_CLASSES",
     "MICROKERNELS",
     "GEMMS",
     "GpuDevice",
