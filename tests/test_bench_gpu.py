@@ -158,3 +158,27 @@ def test_ncu_refusals_degrade_and_agreement_is_judged():
     # a: 100.5/100 = 1.005 (inside 1%); b: 50/52 = 0.9615 (outside); time reported, not judged; z: both 0 -> 1.0
     assert ratios["a.sum"] == pytest.approx(1.005) and bad == ["b.sum"]
     assert ratios["gpu__time_duration.sum"] == 2.0 and ratios["z.sum"] == 1.0
+
+
+def test_check_gemm_statuses_on_fake_sources(monkeypatch):
+    # 2 x 8192^3 = 1,099,511,627,776 FLOPs for the bf16 case.
+    from pyprof.sources.cuda import libcalls
+    expected = 2 * 8192 ** 3
+    lib = {"flops": {"bf16": float(expected)}}
+    monkeypatch.setattr(gpu_validate, "run_gemm", lambda case, reps=1: None)
+    monkeypatch.setattr(libcalls, "install_hooks", lambda: {})
+    monkeypatch.setattr(libcalls, "uninstall_hooks", lambda: None)
+    monkeypatch.setattr(libcalls, "drain_flops_by_precision", lambda: dict(lib["flops"]))
+    # Counters refused by the environment: unavailable, with the reason, not a pyprof failure.
+    monkeypatch.setattr(gpu_validate, "_counted", lambda fn, mode="kernel": {
+        "error": "ERR_NVGPUCTRPERM", "error_status": "insufficient_privileges"})
+    r = gpu_validate.check_gemm("bf16")
+    assert r["status"] == "unavailable" and "ERR_NVGPUCTRPERM" in r["reason"] and r["library_ok"]
+    # Counters read 2MNK x 1.004 (inside 1%): passed.
+    monkeypatch.setattr(gpu_validate, "_counted", lambda fn, mode="kernel": {
+        "flops_by_precision": {"tensor_bf16": expected * 1.004}})
+    assert gpu_validate.check_gemm("bf16")["status"] == "passed"
+    # The library records half the FLOPs (a batch or K misread): failed, whatever the counters say.
+    lib["flops"] = {"bf16": expected / 2}
+    r = gpu_validate.check_gemm("bf16")
+    assert r["status"] == "failed" and "library FLOPs" in r["reason"]
