@@ -135,16 +135,15 @@ def test_counter_flops_become_the_runs_hardware_flops():
 
 def test_profile_measures_each_library_precision_against_its_peak_class():
     """FP64 GEMMs run on H100's FP64 tensor cores: the FP64 row is the 66.9 TFLOP/s DMMA peak, not 33.5 FMA."""
-    from pyprof.session.profile import Profile
+    from pyprof.peaks.resolve import gpu_spec_peaks, resolve
     from pyprof.records import DeviceReport
-    p = Profile()
-    p._device = DeviceReport(kind="cuda", name="NVIDIA H100 80GB HBM3", supported=True,
-                             details={"index": 0, "compute_capability": [9, 0], "sm_count": 132, "sm_clock_hz": 1.98e9})
-    pk = {k: (v.flops_per_s if v else None) for k, v in p._gpu_spec_peaks().items()}
+    dev = DeviceReport(kind="cuda", name="NVIDIA H100 80GB HBM3", supported=True,
+                       details={"index": 0, "compute_capability": [9, 0], "sm_count": 132, "sm_clock_hz": 1.98e9})
+    pk = {k: (v.flops_per_s if v else None) for k, v in gpu_spec_peaks(dev).items()}
     assert pk["bf16"] == pytest.approx(989.4e12) and pk["fp8"] == pytest.approx(1978.9e12)
     assert pk["fp64"] == pytest.approx(66.9e12) and pk["tf32"] == pytest.approx(494.7e12)
-    spec, measured = p._gpu_peaks(None, "bf16", False, [], [])
-    assert spec.flops_per_s == pytest.approx(989.4e12) and measured is None
+    ps = resolve(dev, "bf16", measure=False, final=False)
+    assert ps.spec.flops_per_s == pytest.approx(989.4e12) and ps.measured is None
 
 
 @pytest.mark.gpu
