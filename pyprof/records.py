@@ -113,6 +113,46 @@ class Totals:
     counted_signatures: int
 
 
+#: Job report schema (``kind`` and version of a multi-rank ``report.json``, :mod:`pyprof.session.distributed`).
+JOB_SCHEMA_VERSION = "1.0"
+JOB_KIND = "pyprof.job"
+
+
+@dataclass
+class JobReport:
+    """One report for a multi-rank job: a row per rank that reported, job totals, skew, missing ranks.
+
+    ``totals["utilization"]`` is the job-level utilization: total model FLOPs of the timed steps of every reporting
+    rank / (sum of their peaks x job wall time), with job wall time = the longest timed window of any rank (in
+    synchronous data-parallel training the slowest rank sets the pace). With equal peaks the denominator is
+    ranks x peak x wall time.
+    """
+
+    world_size: int
+    rows: list[dict[str, Any]]
+    missing_ranks: list[int]
+    missing_reasons: dict[int, str]
+    totals: dict[str, Any]
+    skew: dict[str, Any]
+    comm: dict[str, Any]
+    gather: dict[str, Any]
+    partial: bool
+    notes: list[str] = field(default_factory=list)
+    schema_version: str = JOB_SCHEMA_VERSION
+    created_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["missing_reasons"] = {str(k): v for k, v in self.missing_reasons.items()}
+        return {"kind": JOB_KIND, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JobReport:
+        d = {k: v for k, v in d.items() if k != "kind"}
+        d["missing_reasons"] = {int(k): v for k, v in (d.get("missing_reasons") or {}).items()}
+        return cls(**d)
+
+
 @dataclass
 class ProfileResult:
     """Everything a profile produced. ``partial`` is True when the profiled code raised or was interrupted."""
