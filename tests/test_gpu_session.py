@@ -61,7 +61,9 @@ def test_gpu_session_degrades_without_a_gpu():
         st = s.status[source]
         assert st["active"] is False and st["reason"], (source, st)
     s.begin_step(0)
-    assert s.end_step(0, recording=True) == {}
+    step = s.end_step(0, recording=True)
+    # no timing source runs without a GPU; the library hooks may install (nvidia-cublas wheel) but saw no call
+    assert "busy_time_s" not in step and "gpu_time_s" not in step and not step.get("library_flops")
     out = s.finish()
     assert out["status"]["tracer"]["active"] is False
 

@@ -128,14 +128,16 @@ class GpuSession:
 
     def _start_hooks(self) -> None:
         try:
-            from pyprof.sources.cuda.libcalls import install_hooks
-            st = install_hooks()
-            ok = any(v == "installed" for v in st.values())
-            reason = "" if ok else "no library logger could be installed: " + "; ".join(f"{k}: {v}" for k, v in st.items())
+            from pyprof.sources.cuda.libcalls import install_library_hooks
+            st = install_library_hooks()
+            ok = any(h.installed for h in st.values())
+            reason = "" if ok else "no library logger could be installed: " + "; ".join(
+                f"{k}: {h.reason}" for k, h in st.items())
             if ok and self._tracer is None:
                 reason = ("installed, but without the kernel tracer the calls cannot be bound to kernels; library "
                           "FLOPs are still summed per step")
-            self.status["library_hooks"] = {"active": ok, "reason": reason, "libraries": st}
+            self.status["library_hooks"] = {"active": ok, "reason": reason,
+                                             "libraries": {k: h.text for k, h in st.items()}}
             self._hooks_installed = ok
         except Exception as e:
             self.status["library_hooks"] = {"active": False, "reason": f"installing the library hooks failed: {e!r}"}
