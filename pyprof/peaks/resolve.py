@@ -160,7 +160,7 @@ def resolve(device: DeviceReport | None, precision: str, *, peak: str | float | 
                 if p.theoretical_at_observed_clock_flops_per_s:
                     extra.append(PeakReport(
                         p.theoretical_at_observed_clock_flops_per_s, "theoretical at observed clock", cpu_prec,
-                        f"{logical_cores()} cores x {p.observed_clock_hz / 1e9:.2f} GHz (measured clock) x "
+                        f"{logical_cores()} cores x {(p.observed_clock_hz or 0.0) / 1e9:.2f} GHz (measured clock) x "
                         f"FLOP/cycle of {p.isa}"))
                 measured = PeakReport(p.measured_flops_per_s, "measured", cpu_prec,
                                       f"pyprof FMA-chain microkernel ({p.isa}, {p.threads} threads, best of "
@@ -235,7 +235,7 @@ def _gpu_peaks(device: DeviceReport, spec: PeakReport | None, prec: str, measure
         if measure:
             rows = gp.measure_gpu_peaks(int(d.get("index", 0)), precisions=[gprec], quick=True)
             best = max((r for r in rows if r.precision == peak_class and r.measured_flops_per_s),
-                       key=lambda r: r.measured_flops_per_s, default=None)
+                       key=lambda r: r.measured_flops_per_s or 0.0, default=None)
             if best is not None:
                 measured = PeakReport(best.measured_flops_per_s, "measured", gprec,
                                       f"pyprof GPU peak: {best.kind} ({best.method}, median launch)")

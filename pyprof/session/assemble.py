@@ -6,6 +6,7 @@ Pure with respect to the session: everything comes in as arguments, nothing here
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import platform
@@ -18,6 +19,7 @@ from pyprof.constants import ASSUMED_UTILIZATION_CPU, ASSUMED_UTILIZATION_GPU
 from pyprof.peaks.resolve import PeakSet
 from pyprof.records import (
     DeviceReport,
+    GpuRun,
     ProfileResult,
     StepRecord,
     Totals,
@@ -37,8 +39,8 @@ def counting_time_s(steps: list[StepRecord]) -> float:
 
 def observed_sm_clock_hz(steps: list[StepRecord]) -> float | None:
     """Median over the recorded steps of NVML's mean SM clock, in Hz; None without NVML samples."""
-    vals = [s.gpu["nvml"].get("sm_clock_mhz_mean") for s in steps
-            if s.gpu and isinstance(s.gpu.get("nvml"), dict) and s.gpu["nvml"].get("sm_clock_mhz_mean")]
+    vals = [s.gpu.nvml.sm_clock_mhz_mean for s in steps
+            if s.gpu is not None and s.gpu.nvml is not None and s.gpu.nvml.sm_clock_mhz_mean]
     return statistics.median(vals) * 1e6 if vals else None
 
 
@@ -47,7 +49,7 @@ def build_result(*, name: str, started_at: str, device: DeviceReport | None, con
                  cpu_peaks: dict[str, Any], notes: list[str], partial_reason: str | None,
                  peaks: Callable[[list[StepRecord]], PeakSet], recomputation: float,
                  training_examples: float | None, training_epochs: float | None,
-                 gpu_section: dict[str, Any] | None, gpu_spec_peaks: Callable[[], dict[str, Any]]) -> ProfileResult:
+                 gpu_section: GpuRun | None, gpu_spec_peaks: Callable[[], dict[str, Any]]) -> ProfileResult:
     """The result of a profile (or a snapshot of one while it runs).
 
     Args:
@@ -109,57 +111,57 @@ def build_result(*, name: str, started_at: str, device: DeviceReport | None, con
     )
 
 
-def apply_gpu_counters(section: dict[str, Any] | None, totals: Totals, notes: list[str],
+def apply_gpu_counters(section: GpuRun | None, totals: Totals, notes: list[str],
                        hw_info: dict[str, Any]) -> dict[str, Any]:
     """Executed FLOPs per step from the GPU hardware counters (once collected) become the run's hardware FLOPs.
 
     Sets ``totals.hardware_flops`` / ``timed_hardware_flops`` and returns the ``hardware_counters`` section
     (``hw_info`` unchanged when the counters gave nothing).
     """
-    c = (section or {}).get("counters")
-    if not c:
+    c = section.counters if section is not None else None
+    if c is None:
         return hw_info
-    ex = c.get("executed_flops")
-    if not c.get("complete") or ex is None:
-        notes.append(f"GPU hardware counters ({c.get('mode')} mode) gave no executed FLOPs: "
-                     f"{c.get('reason') or 'nothing collected'}")
+    ex = c.executed_flops
+    if not c.complete or ex is None:
+        notes.append(f"GPU hardware counters ({c.mode} mode) gave no executed FLOPs: "
+                     f"{c.reason or 'nothing collected'}")
         return hw_info
-    if c.get("mixed"):
-        notes.append("GPU counter totals are mixed: " + (c.get("mixed_reason") or "the kernel sequence changed "
+    if c.mixed:
+        notes.append("GPU counter totals are mixed: " + (c.mixed_reason or "the kernel sequence changed "
                      "between the steps that contributed passes"))
     totals.timed_hardware_flops = ex * totals.timed_steps
     totals.hardware_flops = ex * totals.steps
-    if c.get("mode") == "kernel":
+    if c.mode == "kernel":
         notes.append("GPU counters in kernel mode serialize and replay every kernel of the counted step: that "
                      "step is left out of the rates")
-    return {"available": True, "mode": c.get("mode"),
-            "source": (f"CUPTI Range Profiler, {c.get('mode')} mode, {c.get('num_passes')} pass(es): "
+    return {"available": True, "mode": c.mode,
+            "source": (f"CUPTI Range Profiler, {c.mode} mode, {c.num_passes} pass(es): "
                        "executed FLOPs of one step (SIMT FP instructions + tensor-core ops), applied to "
                        "every recorded step"),
             "reason": ""}
 
 
-def gpu_result(section: dict[str, Any] | None, steps: list[StepRecord], totals: Totals,
-               spec_peaks: Callable[[], dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+def gpu_result(section: GpuRun | None, steps: list[StepRecord], totals: Totals,
+               spec_peaks: Callable[[], dict[str, Any]], notes: list[str]) -> GpuRun:
     """The run's GPU section: the sources' own section plus totals and per-precision utilization."""
     from pyprof.accounting.reconcile import gpu_totals
-    section = dict(section) if section is not None else {}
+    section = dataclasses.replace(section) if section is not None else GpuRun()
     try:
         peaks = {p: (sp.flops_per_s if sp is not None else None) for p, sp in spec_peaks().items()}
     except Exception as e:
         peaks = {}
         notes.append(f"GPU spec peaks unavailable: {e!r}")
     clean = [s for s in steps if not s.perturbed] or list(steps)
-    section["totals"] = t = gpu_totals(clean, peaks)
-    c = section.get("counters") or {}
-    ex = c.get("executed_flops") if c.get("complete") else None
-    if ex is not None and t.get("steps"):
-        lib = t.get("library_flops")
+    section.totals = t = gpu_totals(clean, peaks)
+    c = section.counters
+    ex = c.executed_flops if c is not None and c.complete else None
+    if ex is not None and t.steps:
+        lib = t.library_flops
         ana = totals.timed_analytic_flops
-        t["executed_flops_per_step"] = ex
-        t["executed_flops"] = ex * t["steps"]
-        t["executed_over_library"] = (ex * t["steps"] / lib) if lib else None
-        t["executed_over_analytic"] = (ex * totals.timed_steps / ana) if ana else None
+        t.executed_flops_per_step = ex
+        t.executed_flops = ex * t.steps
+        t.executed_over_library = (ex * t.steps / lib) if lib else None
+        t.executed_over_analytic = (ex * totals.timed_steps / ana) if ana else None
     return section
 
 

@@ -34,7 +34,7 @@ from pyprof.peaks.resolve import (
     model_precision,
     resolve,
 )
-from pyprof.records import DeviceReport, ProfileResult, StepRecord
+from pyprof.records import DeviceReport, GpuRun, ProfileResult, StepRecord
 from pyprof.session.counting import HostCounters, StepCounter, signature_of
 from pyprof.session.schedule import RECORDING, Schedule, action_of, schedule
 
@@ -130,7 +130,7 @@ class Profile:
                                                 library_hooks=library_hooks, nvml=nvml,
                                                 keep_kernel_records=kernel_records, top_kernels=top_kernels)
         self._gpu: Any = None
-        self._gpu_section: dict[str, Any] | None = None
+        self._gpu_section: GpuRun | None = None
 
         self._active = False
         self._finished = False
@@ -281,11 +281,11 @@ class Profile:
             analytic_forward_flops=fc.forward_flops if fc is not None else None,
             analytic_origin=origin,
             signature_id=sig_id,
-            hardware_flops=hw_flops if gpu_step is None or gpu_step.get("executed_flops") is None
-            else gpu_step["executed_flops"],
+            hardware_flops=hw_flops if gpu_step is None or gpu_step.executed_flops is None
+            else gpu_step.executed_flops,
             examples=examples if examples is not None else self.examples_per_step,
-            perturbed=self._counting.counted or bool(gpu_step and gpu_step.get("counters_ran")),
-            gpu=gpu_step or None,
+            perturbed=self._counting.counted or bool(gpu_step is not None and gpu_step.counters_ran),
+            gpu=gpu_step,
         ))
 
     def _end_trailing_step(self, aborted: bool) -> None:
@@ -318,11 +318,11 @@ class Profile:
             self._gpu = None
             self._notes.append(f"GPU sources could not start: {e!r}; steps are timed on the host only")
             return
-        st = self._gpu.status
+        tracer = self._gpu.status.get("tracer")
         if self._device is not None:
-            self._device.supported = bool(st.get("tracer", {}).get("active"))
+            self._device.supported = bool(tracer is not None and tracer.active)
             if not self._device.supported:
-                self._device.note = ("CUPTI kernel tracer unavailable (" + st.get("tracer", {}).get("reason", "?") +
+                self._device.note = ("CUPTI kernel tracer unavailable (" + (tracer.reason if tracer else "?") +
                                      "): GPU time per step from CUDA events; library FLOPs only where hooks run")
 
     # ------------------------------------------------------------------ internals: result
@@ -338,7 +338,7 @@ class Profile:
         from pyprof.session.assemble import build_result
         section = self._gpu_section
         if section is None and self._gpu is not None:  # a snapshot while the GPU sources run
-            section = {"status": dict(self._gpu.status), "notes": list(self._gpu.notes)}
+            section = GpuRun(status=dict(self._gpu.status), notes=list(self._gpu.notes))
         result = build_result(
             name=self.name, started_at=self._started_at, device=self._device,
             config={
