@@ -289,3 +289,43 @@ def test_report_with_a_gpu_section_round_trips_through_json(tmp_path):
     back = read_report(tmp_path / "report.json")
     assert back.gpu == r.gpu and back.steps[0].gpu == r.steps[0].gpu
     assert to_json(back) == text
+
+
+def test_profile_on_a_fake_gpu_carries_typed_gpu_records_into_the_reports(monkeypatch, tmp_path):
+    """The whole GPU path of pyprof.profile() on a CPU: fake device, fake sources, real assembly and writers."""
+    import torch
+
+    import pyprof
+    import pyprof.session.profile as prof_mod
+    import pyprof.sources.cuda.session as sess_mod
+    from pyprof.records import DeviceReport
+    from pyprof.report import read_report, render_markdown
+
+    h100 = DeviceReport(kind="cuda", name="NVIDIA H100 80GB HBM3", supported=False,
+                        details={"index": 0, "compute_capability": [9, 0], "sm_count": 132, "sm_clock_hz": 1.98e9})
+    monkeypatch.setattr(prof_mod, "detect_device", lambda device_arg, model: h100)
+    counters = FakeSource("counters", part=GpuStep(counters_ran=True), status=Status(True, "", mode="step"),
+                          run=GpuRun(counters=GpuCounters(mode="step", complete=True, num_passes=2,
+                                                          executed_flops=3e12)))
+    real = sess_mod.GpuSession
+    monkeypatch.setattr(sess_mod, "GpuSession",
+                        lambda options: real(options, sources=[_tracer_like(), _nvml_like(), counters]))
+    m = torch.nn.Linear(8, 8)
+    with pyprof.profile(m, measure_peak=False, count_flops="off", output_dir=tmp_path,
+                        report_formats=("json", "md")) as prof:
+        for _ in range(3):
+            m(torch.randn(4, 8))
+            prof.step()
+    r = prof.result()
+    assert r.device.supported is True  # the tracer source is active
+    assert r.gpu.status["counters"].mode == "step" and r.steps[0].gpu.busy_time_s == 0.008
+    # every step ran counters in this fake, so all 3 are "perturbed" and the totals fall back to all of them
+    assert r.gpu.totals.steps == 3 and r.gpu.totals.kernel_count == 3 * 40
+    # executed FLOPs 3e12 per step, applied to every recorded step: 3 x 3e12
+    assert r.totals.hardware_flops == 9e12 and r.gpu.totals.executed_flops == 9e12
+    # library 3 x 4e12 = 1.2e13: executed / library = 9e12 / 1.2e13 = 0.75
+    assert r.gpu.totals.executed_over_library == pytest.approx(0.75)
+    assert r.gpu.totals.executed_flops_per_step == 3e12
+    assert "sm90_gemm" in render_markdown(r)
+    back = read_report(tmp_path / "report.json")
+    assert back.gpu == r.gpu and back.steps[2].gpu == r.steps[2].gpu
