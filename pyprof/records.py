@@ -180,6 +180,9 @@ class GpuStep:
 
     def to_dict(self) -> dict[str, Any]:
         d = _present(self)
+        for k in ("busy_time_s_by_device", "library_flops_by_precision"):
+            if k in d:
+                d[k] = dict(d[k])
         if self.nvml is not None:
             d["nvml"] = self.nvml.to_dict()
         if self.kernels is not None:
@@ -523,7 +526,9 @@ class ProfileResult:
     gpu: GpuRun | None = None             # GPU section: sources' status, totals, per-precision utilization, kernels
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # steps and the GPU section serialize themselves (they leave unmeasured GPU fields out); converting them
+        # through asdict first would copy every step twice
+        d = asdict(dataclasses.replace(self, steps=[], gpu=None))
         d["steps"] = [s.to_dict() for s in self.steps]
         d["gpu"] = self.gpu.to_dict() if self.gpu is not None else None
         return d
