@@ -102,7 +102,7 @@ def _block(mode: str, step: Callable[[], None], model: Any, n: int) -> tuple[lis
 
         with pyprof.profile(model, measure_peak=False, count_flops="off", autosave_s=None) as prof:
             run(after=prof.step, sync=False)  # prof.step() synchronizes at the step boundary itself
-        g = prof.result().gpu or {}
+        g = prof.result().gpu.to_dict() if prof.result().gpu is not None else {}  # typed GpuRun -> report dict
         info = {"status": {k: v.get("active") for k, v in (g.get("status") or {}).items()},
                 "reasons": {k: v.get("reason") for k, v in (g.get("status") or {}).items() if not v.get("active")},
                 "records_lost": {k: (g.get("tracer_stats") or {}).get(k)

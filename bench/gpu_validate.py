@@ -366,7 +366,7 @@ def check_pm(model: str, steps: int = 20, blocks: int = 3) -> dict[str, Any]:
             r = prof.result()
             med[pm].append(r.totals.step_time_s_median)
             if pm:
-                status = (r.gpu or {}).get("status", {}).get("pm_sampling")
+                status = (r.gpu.to_dict() if r.gpu is not None else {}).get("status", {}).get("pm_sampling")
     ratios = [b / a - 1 for a, b in zip(med[False], med[True])]
     o = 100 * statistics.median(ratios)
     return row(f"pm overhead {model}", Status.PASSED if o <= 2.0 else Status.FAILED,

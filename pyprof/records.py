@@ -6,9 +6,11 @@ Data flows one way: measurements (profiler) -> these records -> reconciliation (
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass
@@ -35,7 +37,358 @@ class StepRecord:
     hardware_flops: float | None = None
     examples: int | None = None
     perturbed: bool = False            # analytic counting ran in this step: its time includes pyprof's counting cost
-    gpu: dict[str, Any] | None = None  # GPU figures of the step (pyprof.gpu.session: busy time, kernels, library FLOPs)
+    gpu: GpuStep | None = None         # GPU figures of the step (pyprof.sources.cuda.session), None off the GPU
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["gpu"] = self.gpu.to_dict() if self.gpu is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StepRecord:
+        d = dict(d)
+        g = d.get("gpu")
+        d["gpu"] = GpuStep.from_dict(g) if g else None
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------------------------------------------- GPU
+# The GPU records keep the JSON report's "gpu" fields exactly (schema 1.1): a field a source did not measure is None
+# in the record and absent from the JSON, as it was when these were dicts, so old reports read and write back the same.
+
+def _present(obj: Any, *, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of a record that were measured (not None), in field order; ``keep`` fields always."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)
+            if getattr(obj, f.name) is not None or f.name in keep}
+
+
+def _known(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of ``d`` that are fields of ``cls`` (a report written by a newer minor version may have more)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+@dataclass
+class Status:
+    """Whether a measurement source runs, and why not when it does not.
+
+    Attributes:
+        active: the source delivers figures.
+        reason: why it does not (or a caveat while it does); "" when there is nothing to say.
+        mode: the hardware counters' mode ("kernel" or "step"), None for other sources.
+        libraries: the library hooks' native status per library (``"installed: <soname> (<path>)"``, ``"not
+            loaded"``, an error), None for other sources; decide with ``active``, never by reading these texts.
+    """
+
+    active: bool
+    reason: str = ""
+    mode: str | None = None
+    libraries: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _present(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Status:
+        return cls(**_known(cls, d))
+
+
+@dataclass
+class NvmlStepWindow:
+    """NVML figures of one device over one step (``pyprof.sources.cuda.nvml.NvmlWindow`` without the run-level
+    facts). Means are over the samples inside the window; None where a field could not be read."""
+
+    start_s: float
+    end_s: float
+    n_samples: int
+    sm_clock_mhz_mean: float | None = None
+    sm_clock_mhz_max: float | None = None
+    mem_clock_mhz_mean: float | None = None
+    mem_clock_mhz_max: float | None = None
+    power_mw_mean: float | None = None
+    power_mw_max: float | None = None
+    energy_j: float | None = None
+    energy_source: str | None = None
+    temperature_c_max: float | None = None
+    utilization_gpu_pct_mean: float | None = None
+    utilization_memory_pct_mean: float | None = None
+    throttle_reasons_seen: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NvmlStepWindow:
+        d = _known(cls, d)
+        d["throttle_reasons_seen"] = list(d.get("throttle_reasons_seen") or [])
+        return cls(**d)
+
+
+@dataclass
+class GpuStep:
+    """The GPU part of one step, merged from the sources' parts (``None``: that source did not measure it).
+
+    Times in seconds, FLOPs as formula FLOPs of the library calls (cuBLAS/cuBLASLt/cuDNN) by precision class.
+
+    Attributes:
+        timing_source: "cupti" (kernel tracer) or "cuda events" (fallback without the tracer).
+        window_time_s: the step window on the tracer's clock.
+        busy_time_s: union of kernel intervals on the profiled device; idle_time_s the rest of the window.
+        busy_time_s_by_device: busy time per device index (as a string, like the JSON).
+        kernel_count, kernel_time_s: kernels that started in the window and the sum of their durations.
+        uncounted_kernel_time_s: time of kernels with no library FLOPs attached.
+        library_flops_by_precision, library_flops: library formula FLOPs of the step, by precision and in all.
+        library_kernel_count: kernels that carried a library call.
+        memcpy_count, memcpy_bytes, memcpy_time_s: memory copies that started in the window.
+        kernels: per-kernel records of the native tracer, passed through as they come (only with
+            ``kernel_records=True``).
+        gpu_time_s: step time on the GPU from CUDA events (without the tracer).
+        nvml: NVML figures of the step.
+        counters_ran: hardware counters collected in this step (its time is left out of the rates).
+        executed_flops: executed FLOPs of the step from hardware counters, when a source measured them per step.
+    """
+
+    timing_source: str | None = None
+    window_time_s: float | None = None
+    busy_time_s: float | None = None
+    busy_time_s_by_device: dict[str, float] | None = None
+    idle_time_s: float | None = None
+    kernel_count: int | None = None
+    kernel_time_s: float | None = None
+    uncounted_kernel_time_s: float | None = None
+    library_flops_by_precision: dict[str, float] | None = None
+    library_flops: float | None = None
+    library_kernel_count: int | None = None
+    memcpy_count: int | None = None
+    memcpy_bytes: int | None = None
+    memcpy_time_s: float | None = None
+    kernels: list[Mapping[str, Any]] | None = None
+    gpu_time_s: float | None = None
+    nvml: NvmlStepWindow | None = None
+    counters_ran: bool | None = None
+    executed_flops: float | None = None
+
+    def merge(self, part: GpuStep) -> None:
+        """Take every field ``part`` measured (sources measure disjoint fields; a later part wins a clash)."""
+        for f in dataclasses.fields(part):
+            v = getattr(part, f.name)
+            if v is not None:
+                setattr(self, f.name, v)
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _present(self)
+        for k in ("busy_time_s_by_device", "library_flops_by_precision"):
+            if k in d:
+                d[k] = dict(d[k])
+        if self.nvml is not None:
+            d["nvml"] = self.nvml.to_dict()
+        if self.kernels is not None:
+            d["kernels"] = [dict(k) for k in self.kernels]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GpuStep:
+        d = _known(cls, d)
+        if isinstance(d.get("nvml"), Mapping):
+            d["nvml"] = NvmlStepWindow.from_dict(d["nvml"])
+        return cls(**d)
+
+
+@dataclass
+class PrecisionUse:
+    """Library FLOPs of one precision class over the timed steps, against that class's spec peak."""
+
+    precision: str
+    library_flops: float
+    achieved_flops_per_s: float | None
+    spec_peak_flops_per_s: float | None
+    utilization_vs_spec: float | None
+
+
+@dataclass
+class GpuTotals:
+    """GPU figures over the timed steps (:func:`pyprof.accounting.reconcile.gpu_totals`); None: not measured.
+
+    With no timed GPU step only ``steps`` (0) and ``reason`` are set.
+    """
+
+    steps: int
+    reason: str | None = None
+    wall_time_s: float | None = None
+    timing_source: str | None = None
+    busy_time_s: float | None = None
+    busy_fraction: float | None = None
+    gpu_time_s: float | None = None
+    kernel_count: float | None = None
+    kernel_time_s: float | None = None
+    uncounted_kernel_time_s: float | None = None
+    uncounted_kernel_time_share: float | None = None
+    library_flops: float | None = None
+    library_flops_by_precision: dict[str, float] = field(default_factory=dict)
+    library_peak_time_s: float | None = None
+    library_utilization: float | None = None
+    library_utilization_missing_peaks: list[str] = field(default_factory=list)
+    by_precision: list[PrecisionUse] = field(default_factory=list)
+    executed_flops: float | None = None
+    executed_over_library: float | None = None
+    executed_over_analytic: float | None = None
+    library_over_analytic: float | None = None
+    energy_j: float | None = None
+    energy_per_analytic_flop_j: float | None = None
+    energy_per_library_flop_j: float | None = None
+    nvml_utilization_gpu_pct_mean: float | None = None
+    sm_clock_mhz_mean: float | None = None
+    power_w_mean: float | None = None
+    executed_flops_per_step: float | None = None  # set when the hardware counters completed
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.steps:
+            return {"steps": self.steps, "reason": self.reason}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in ("reason", "executed_flops_per_step", "executed_flops", "executed_over_library",
+                               "executed_over_analytic")}
+        d["by_precision"] = [asdict(p) for p in self.by_precision]
+        d["library_flops_by_precision"] = dict(self.library_flops_by_precision)
+        d["library_utilization_missing_peaks"] = list(self.library_utilization_missing_peaks)
+        # the JSON's key order (schema 1.1): executed_* sit after by_precision, executed_flops_per_step at the end
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out[k] = v
+            if k == "by_precision":
+                out.update(executed_flops=self.executed_flops, executed_over_library=self.executed_over_library,
+                           executed_over_analytic=self.executed_over_analytic)
+        if self.executed_flops_per_step is not None:
+            out["executed_flops_per_step"] = self.executed_flops_per_step
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GpuTotals:
+        d = _known(cls, d)
+        d["by_precision"] = [PrecisionUse(**_known(PrecisionUse, p)) for p in d.get("by_precision") or []]
+        return cls(**d)
+
+
+@dataclass
+class KernelStat:
+    """One row of the run's kernel table: a kernel name at one launch shape on one device, over the whole run.
+
+    ``"<other kernels>"`` (device -1) gathers the kernels below the table's top N. ``achieved_flops_per_s`` is the
+    library FLOPs over the time of the executions that carried them; None when none did.
+    """
+
+    name: str
+    device: int
+    grid: list[int]
+    block: list[int]
+    count: int
+    total_time_s: float
+    max_time_s: float
+    library_flops: float
+    precision: str | None
+    library_calls: int
+    achieved_flops_per_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> KernelStat:
+        d = _known(cls, d)
+        d["grid"], d["block"] = list(d["grid"]), list(d["block"])
+        return cls(**d)
+
+
+@dataclass
+class GpuCounters:
+    """What the GPU hardware counters (CUPTI Range Profiler) collected, as the run's accounting reads it.
+
+    Attributes:
+        mode: "kernel", "step" or "off".
+        complete: every pass collected (step mode: after ``num_passes`` steps).
+        num_passes: passes the metric set needs.
+        executed_flops: executed FLOPs of one step (no integer ops); None when nothing was collected.
+        mixed: the kernel sequence changed between contributing steps; ``mixed_reason`` says where.
+        reason: why nothing or only part was collected ("" when complete).
+        detail: the rest of the counter session's result (chip, metrics, values, kernel rows, notes), kept for the
+            report as the source wrote it; pyprof's accounting never reads it.
+    """
+
+    mode: str
+    complete: bool = False
+    num_passes: int | None = None
+    executed_flops: float | None = None
+    mixed: bool = False
+    mixed_reason: str = ""
+    reason: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    key_order: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the source's key order, for JSON
+
+    _TYPED = ("mode", "complete", "num_passes", "executed_flops", "mixed", "mixed_reason", "reason")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.detail)
+        for k in self._TYPED:
+            d[k] = getattr(self, k)
+        order = [k for k in self.key_order if k in d] + [k for k in d if k not in self.key_order]
+        return {k: d[k] for k in order}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GpuCounters:
+        typed = {k: d[k] for k in cls._TYPED if k in d}
+        return cls(**typed, detail={k: v for k, v in d.items() if k not in cls._TYPED}, key_order=tuple(d))
+
+
+@dataclass
+class GpuRun:
+    """The run's GPU section: each source's status, the kernel table, per-source statistics and series, and the
+    totals over the timed steps. None: that source did not run (absent from the JSON).
+
+    ``tracer_stats``, ``library_hooks_stats``, ``nvml`` (run-level NVML facts: throttle-reason meanings and what
+    NVML's utilization means), ``pm_sampling`` and ``pm_sampling_stats`` are the sources' own payloads, stored as they
+    came (the report shows them; the accounting does not compute with them).
+    """
+
+    status: dict[str, Status] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    kernels: list[KernelStat] | None = None
+    tracer_stats: Mapping[str, Any] | None = None
+    library_hooks_stats: Mapping[str, Any] | None = None
+    nvml: Mapping[str, Any] | None = None
+    counters: GpuCounters | None = None
+    pm_sampling: Mapping[str, Any] | None = None
+    pm_sampling_stats: Mapping[str, Any] | None = None
+    totals: GpuTotals | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _present(self, keep=("status", "notes"))
+        d["status"] = {k: v.to_dict() for k, v in self.status.items()}
+        d["notes"] = list(self.notes)
+        if self.kernels is not None:
+            d["kernels"] = [k.to_dict() for k in self.kernels]
+        if self.counters is not None:
+            d["counters"] = self.counters.to_dict()
+        if self.totals is not None:
+            d["totals"] = self.totals.to_dict()
+        for k in ("tracer_stats", "library_hooks_stats", "nvml", "pm_sampling", "pm_sampling_stats"):
+            if d.get(k) is not None:
+                d[k] = dict(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GpuRun:
+        d = _known(cls, d)
+        d["status"] = {k: Status.from_dict(v) for k, v in (d.get("status") or {}).items()}
+        d["notes"] = list(d.get("notes") or [])
+        if d.get("kernels") is not None:
+            d["kernels"] = [KernelStat.from_dict(k) for k in d["kernels"]]
+        if d.get("counters") is not None:
+            d["counters"] = GpuCounters.from_dict(d["counters"])
+        if d.get("totals") is not None:
+            d["totals"] = GpuTotals.from_dict(d["totals"])
+        return cls(**d)
 
 
 @dataclass
@@ -113,6 +466,46 @@ class Totals:
     counted_signatures: int
 
 
+#: Job report schema (``kind`` and version of a multi-rank ``report.json``, :mod:`pyprof.session.distributed`).
+JOB_SCHEMA_VERSION = "1.0"
+JOB_KIND = "pyprof.job"
+
+
+@dataclass
+class JobReport:
+    """One report for a multi-rank job: a row per rank that reported, job totals, skew, missing ranks.
+
+    ``totals["utilization"]`` is the job-level utilization: total model FLOPs of the timed steps of every reporting
+    rank / (sum of their peaks x job wall time), with job wall time = the longest timed window of any rank (in
+    synchronous data-parallel training the slowest rank sets the pace). With equal peaks the denominator is
+    ranks x peak x wall time.
+    """
+
+    world_size: int
+    rows: list[dict[str, Any]]
+    missing_ranks: list[int]
+    missing_reasons: dict[int, str]
+    totals: dict[str, Any]
+    skew: dict[str, Any]
+    comm: dict[str, Any]
+    gather: dict[str, Any]
+    partial: bool
+    notes: list[str] = field(default_factory=list)
+    schema_version: str = JOB_SCHEMA_VERSION
+    created_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["missing_reasons"] = {str(k): v for k, v in self.missing_reasons.items()}
+        return {"kind": JOB_KIND, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        d = {k: v for k, v in d.items() if k != "kind"}
+        d["missing_reasons"] = {int(k): v for k, v in (d.get("missing_reasons") or {}).items()}
+        return cls(**d)
+
+
 @dataclass
 class ProfileResult:
     """Everything a profile produced. ``partial`` is True when the profiled code raised or was interrupted."""
@@ -130,10 +523,15 @@ class ProfileResult:
     partial: bool = False
     partial_reason: str | None = None
     notes: list[str] = field(default_factory=list)
-    gpu: dict[str, Any] | None = None     # GPU section: sources' status, totals, per-precision utilization, kernels
+    gpu: GpuRun | None = None             # GPU section: sources' status, totals, per-precision utilization, kernels
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # steps and the GPU section serialize themselves (they leave unmeasured GPU fields out); converting them
+        # through asdict first would copy every step twice
+        d = asdict(dataclasses.replace(self, steps=[], gpu=None))
+        d["steps"] = [s.to_dict() for s in self.steps]
+        d["gpu"] = self.gpu.to_dict() if self.gpu is not None else None
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProfileResult":
@@ -148,7 +546,7 @@ class ProfileResult:
             run=d["run"],
             device=DeviceReport(**d["device"]),
             config=d["config"],
-            steps=[StepRecord(**s) for s in d["steps"]],
+            steps=[StepRecord.from_dict(s) for s in d["steps"]],
             totals=Totals(**d["totals"]),
             flop_counts=d["flop_counts"],
             hardware_counters=d["hardware_counters"],
@@ -157,7 +555,7 @@ class ProfileResult:
             partial=d.get("partial", False),
             partial_reason=d.get("partial_reason"),
             notes=d.get("notes", []),
-            gpu=d.get("gpu"),
+            gpu=GpuRun.from_dict(d["gpu"]) if d.get("gpu") is not None else None,
         )
 
 
@@ -191,13 +589,13 @@ def summarize_steps(steps: list[StepRecord], counting_time_s: float, counted_sig
         step_time_s_median=statistics.median(times) if times else None,
         step_time_s_min=min(times) if times else None,
         step_time_s_max=max(times) if times else None,
-        analytic_flops=float(sum(s.analytic_flops for s in counted)) if counted else None,
+        analytic_flops=float(sum(s.analytic_flops or 0 for s in counted)) if counted else None,
         analytic_flops_effective=float(sum(s.analytic_flops_effective or 0 for s in counted)) if counted else None,
         analytic_forward_flops=float(sum(s.analytic_forward_flops or 0 for s in counted)) if counted else None,
         analytic_steps_missing=len(steps) - len(counted),
         hardware_flops=sum_or_none([s.hardware_flops for s in steps]),
         examples=int(examples) if examples is not None else None,
-        analytic_flops_per_example=(sum(s.analytic_flops for s in ex_counted) / sum(s.examples for s in ex_counted))
+        analytic_flops_per_example=(sum(s.analytic_flops or 0 for s in ex_counted) / sum(s.examples or 0 for s in ex_counted))
         if ex_counted else None,
         counting_time_s=counting_time_s,
         counted_signatures=counted_signatures,

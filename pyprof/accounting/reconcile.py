@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyprof.constants import FORWARD_BACKWARD_FACTOR, PFS_DAY_FLOP, SECONDS_PER_DAY
 from pyprof.accounting.estimate import error_direction, error_factor
-from pyprof.records import PeakReport, Reconciliation, Totals, sum_or_none
+from pyprof.constants import FORWARD_BACKWARD_FACTOR, PFS_DAY_FLOP, SECONDS_PER_DAY
+from pyprof.records import (
+    GpuTotals,
+    PeakReport,
+    PrecisionUse,
+    Reconciliation,
+    StepRecord,
+    Totals,
+    sum_or_none,
+)
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -217,75 +225,76 @@ def _sum_dicts(ds: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def gpu_totals(steps: list[Any], peaks_by_precision: dict[str, float | None]) -> dict[str, Any]:
+def gpu_totals(steps: list[StepRecord], peaks_by_precision: dict[str, float | None]) -> GpuTotals:
     """GPU figures over the timed steps: busy time, kernels, library FLOPs by precision and their utilization.
 
     Args:
-        steps: the timed :class:`~pyprof.result.StepRecord` s (their ``gpu`` dicts come from
-            :class:`pyprof.gpu.session.GpuSession`).
+        steps: the timed :class:`~pyprof.records.StepRecord` s (their ``gpu`` parts come from
+            :class:`pyprof.sources.cuda.session.GpuSession`).
         peaks_by_precision: spec peak FLOP/s per precision class of this GPU (None where unknown).
 
     Returns:
-        A JSON-ready dict; figures a source did not measure are None.
+        A :class:`~pyprof.records.GpuTotals`; figures a source did not measure in every step are None (a partial
+        sum would read as a wrong total).
     """
-    with_gpu = [s for s in steps if s.gpu]
-    if not with_gpu:
-        return {"steps": 0, "reason": "no timed step has GPU figures"}
-    g = [s.gpu for s in with_gpu]
+    g = [s.gpu for s in steps if s.gpu is not None]
+    with_gpu = [s for s in steps if s.gpu is not None]
+    if not g:
+        return GpuTotals(steps=0, reason="no timed step has GPU figures")
     wall = sum(s.wall_time_s for s in with_gpu)
-    busy = sum_or_none([x.get("busy_time_s") for x in g])
-    kernel_time = sum_or_none([x.get("kernel_time_s") for x in g])
-    uncounted = sum_or_none([x.get("uncounted_kernel_time_s") for x in g])
-    lib_by_p = _sum_dicts([x.get("library_flops_by_precision") or {} for x in g])
+    busy = sum_or_none([x.busy_time_s for x in g])
+    kernel_time = sum_or_none([x.kernel_time_s for x in g])
+    uncounted = sum_or_none([x.uncounted_kernel_time_s for x in g])
+    lib_by_p = _sum_dicts([x.library_flops_by_precision or {} for x in g])
     lib_total = float(sum(lib_by_p.values())) if lib_by_p else None
     eq_s, missing = peak_time_equivalent_s(lib_by_p, peaks_by_precision)
     by_precision = []
     for p, f in sorted(lib_by_p.items(), key=lambda kv: -kv[1]):
         pk = peaks_by_precision.get(p)
-        by_precision.append({
-            "precision": p,
-            "library_flops": f,
-            "achieved_flops_per_s": f / wall if wall else None,
-            "spec_peak_flops_per_s": pk,
-            "utilization_vs_spec": (f / wall / pk) if (wall and pk) else None,
-        })
-    executed_steps = [x for x in g if x.get("executed_flops") is not None]
-    executed = float(sum(x["executed_flops"] for x in executed_steps)) if len(executed_steps) == len(g) else None
+        by_precision.append(PrecisionUse(
+            precision=p,
+            library_flops=f,
+            achieved_flops_per_s=f / wall if wall else None,
+            spec_peak_flops_per_s=pk,
+            utilization_vs_spec=(f / wall / pk) if (wall and pk) else None,
+        ))
+    executed_steps = [x.executed_flops for x in g if x.executed_flops is not None]
+    executed = float(sum(executed_steps)) if len(executed_steps) == len(g) else None
     analytic = sum_or_none([s.analytic_flops for s in with_gpu])
-    nv = [x["nvml"] for x in g if isinstance(x.get("nvml"), dict)]
-    energy = sum_or_none([x.get("energy_j") for x in nv]) if nv and len(nv) == len(g) else None
-    gpu_time = sum_or_none([x.get("gpu_time_s") for x in g])
-    out: dict[str, Any] = {
-        "steps": len(g),
-        "wall_time_s": wall,
-        "timing_source": g[0].get("timing_source"),
-        "busy_time_s": busy,
-        "busy_fraction": (busy / wall) if (busy is not None and wall) else None,
-        "gpu_time_s": gpu_time,
-        "kernel_count": sum_or_none([x.get("kernel_count") for x in g]),
-        "kernel_time_s": kernel_time,
-        "uncounted_kernel_time_s": uncounted,
-        "uncounted_kernel_time_share": (uncounted / kernel_time) if (uncounted is not None and kernel_time) else None,
-        "library_flops": lib_total,
-        "library_flops_by_precision": lib_by_p,
-        "library_peak_time_s": eq_s,
-        "library_utilization": (eq_s / wall) if (eq_s is not None and wall) else None,
-        "library_utilization_missing_peaks": missing,
-        "by_precision": by_precision,
-        "executed_flops": executed,
-        "executed_over_library": (executed / lib_total) if (executed is not None and lib_total) else None,
-        "executed_over_analytic": (executed / analytic) if (executed is not None and analytic) else None,
-        "library_over_analytic": (lib_total / analytic) if (lib_total is not None and analytic) else None,
-        "energy_j": energy,
-        "energy_per_analytic_flop_j": (energy / analytic) if (energy is not None and analytic) else None,
-        "energy_per_library_flop_j": (energy / lib_total) if (energy is not None and lib_total) else None,
-        "nvml_utilization_gpu_pct_mean": _mean_key(nv, "utilization_gpu_pct_mean"),
-        "sm_clock_mhz_mean": _mean_key(nv, "sm_clock_mhz_mean"),
-        "power_w_mean": (lambda mw: mw / 1e3 if mw is not None else None)(_mean_key(nv, "power_mw_mean")),
-    }
-    return out
+    nv = [x.nvml for x in g if x.nvml is not None]
+    energy = sum_or_none([x.energy_j for x in nv]) if nv and len(nv) == len(g) else None
+    power_mw = _mean([x.power_mw_mean for x in nv])
+    return GpuTotals(
+        steps=len(g),
+        wall_time_s=wall,
+        timing_source=g[0].timing_source,
+        busy_time_s=busy,
+        busy_fraction=(busy / wall) if (busy is not None and wall) else None,
+        gpu_time_s=sum_or_none([x.gpu_time_s for x in g]),
+        kernel_count=sum_or_none([x.kernel_count for x in g]),
+        kernel_time_s=kernel_time,
+        uncounted_kernel_time_s=uncounted,
+        uncounted_kernel_time_share=(uncounted / kernel_time) if (uncounted is not None and kernel_time) else None,
+        library_flops=lib_total,
+        library_flops_by_precision=lib_by_p,
+        library_peak_time_s=eq_s,
+        library_utilization=(eq_s / wall) if (eq_s is not None and wall) else None,
+        library_utilization_missing_peaks=missing,
+        by_precision=by_precision,
+        executed_flops=executed,
+        executed_over_library=(executed / lib_total) if (executed is not None and lib_total) else None,
+        executed_over_analytic=(executed / analytic) if (executed is not None and analytic) else None,
+        library_over_analytic=(lib_total / analytic) if (lib_total is not None and analytic) else None,
+        energy_j=energy,
+        energy_per_analytic_flop_j=(energy / analytic) if (energy is not None and analytic) else None,
+        energy_per_library_flop_j=(energy / lib_total) if (energy is not None and lib_total) else None,
+        nvml_utilization_gpu_pct_mean=_mean([x.utilization_gpu_pct_mean for x in nv]),
+        sm_clock_mhz_mean=_mean([x.sm_clock_mhz_mean for x in nv]),
+        power_w_mean=power_mw / 1e3 if power_mw is not None else None,
+    )
 
 
-def _mean_key(ds: list[dict[str, Any]], key: str) -> float | None:
-    vals = [d.get(key) for d in ds if d.get(key) is not None]
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
     return sum(vals) / len(vals) if vals else None
+

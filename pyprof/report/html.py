@@ -17,7 +17,8 @@ from markupsafe import Markup, escape
 
 from pyprof.errors import ReportError
 from pyprof.report import plots
-from pyprof.report.bench_schema import KERNEL_CLASSES, KIND as BENCH_KIND, check_bench_dict, read_json_any
+from pyprof.report.bench_schema import KERNEL_CLASSES, check_bench_dict, read_json_any
+from pyprof.report.bench_schema import KIND as BENCH_KIND
 from pyprof.report.format import num, pct, si
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -113,7 +114,7 @@ def render_any(path: str | os.PathLike, fmt: str = "html") -> str:
         raise ValueError(f"format {fmt!r} unknown: use html, md, terminal or json")
     d = read_json_any(path)
     if d.get("kind") == "pyprof.job":  # multi-rank job report (pyprof.distributed)
-        from pyprof.session.distributed import read_job_report
+        from pyprof.report.job import read_job_report
         job = read_job_report(path)
         if fmt == "html":
             raise ReportError(f"{path} is a multi-rank job report: HTML is not available for it yet; "
@@ -122,7 +123,10 @@ def render_any(path: str | os.PathLike, fmt: str = "html") -> str:
     if d.get("kind") == BENCH_KIND:
         check_bench_dict(d, str(path))
         from pyprof.report.bench_schema import to_bench_json
-        from pyprof.report.bench_text import render_bench_markdown, render_bench_terminal
+        from pyprof.report.bench_text import (
+            render_bench_markdown,
+            render_bench_terminal,
+        )
 
         return {"html": render_bench_html, "md": render_bench_markdown, "terminal": render_bench_terminal,
                 "json": to_bench_json}[fmt](d)
@@ -130,7 +134,9 @@ def render_any(path: str | os.PathLike, fmt: str = "html") -> str:
     r = read_report(path)  # validates kind and schema version of profile reports
     if fmt == "html":
         return render_profile_html(r)
-    from pyprof.report import render_markdown, render_terminal, to_json
+    from pyprof.report.json_report import to_json
+    from pyprof.report.markdown import render_markdown
+    from pyprof.report.terminal import render_terminal
 
     return {"md": render_markdown, "terminal": render_terminal, "json": to_json}[fmt](r)
 

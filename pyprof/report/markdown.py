@@ -38,9 +38,9 @@ def render_markdown(r: ProfileResult) -> str:
                 "| kernel | grid | block | calls | total (s) | max (s) | library FLOPs | precision | achieved FLOP/s |",
                 "|---|---|---|---:|---:|---:|---:|---|---:|"]
         for k in ks:
-            out.append(f"| `{_esc(str(k.get('name'))[:120])}` | {k.get('grid')} | {k.get('block')} | {k.get('count')} | "
-                       f"{num(k.get('total_time_s'))} | {num(k.get('max_time_s'))} | {si(k.get('library_flops'))} | "
-                       f"{k.get('precision') or ''} | {si(k.get('achieved_flops_per_s'))} |")
+            out.append(f"| `{_esc(str(k.name)[:120])}` | {k.grid} | {k.block} | {k.count} | "
+                       f"{num(k.total_time_s)} | {num(k.max_time_s)} | {si(k.library_flops)} | "
+                       f"{k.precision or ''} | {si(k.achieved_flops_per_s)} |")
     if r.steps:
         out += ["", "## Steps", "", "| step | time (s) | CPU (s) | analytic FLOPs | origin | hardware FLOPs | examples |",
                 "|---:|---:|---:|---:|---|---:|---:|"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyprof.constants import PFS_DAY_FLOP
-from pyprof.records import ProfileResult
+from pyprof.records import GpuRun, KernelStat, ProfileResult
 from pyprof.report.format import num, pct, si
 
 
@@ -58,7 +58,7 @@ def summary_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
                     f"{tr['method2_flops'] / PFS_DAY_FLOP:.4g} pfs-days ({num(tr['method2_over_measured'], 3)}x measured)")
         for n in rec.notes:
             add("notes", "reconciliation", n)
-    if r.gpu:
+    if r.gpu is not None:
         rows += gpu_rows(r)
     if r.device.note:
         add("notes", "device", r.device.note)
@@ -96,53 +96,53 @@ NVML_UTILIZATION_MEANING = ("NVML 'utilization' is the share of time one or more
 
 def gpu_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
     """Rows of the GPU section: sources, busy time, kernels, library FLOPs by precision, NVML, counters."""
-    g = r.gpu or {}
+    g = r.gpu if r.gpu is not None else GpuRun()
     rows: list[tuple[str, str, str]] = []
     add = lambda k, v: rows.append(("gpu", k, v))  # noqa: E731
-    for src, st in (g.get("status") or {}).items():
-        add(f"source: {src}", "on" if st.get("active") else f"off — {st.get('reason')}")
-    t = g.get("totals") or {}
-    if t.get("steps"):
-        add("timing", str(t.get("timing_source")))
-        if t.get("busy_time_s") is not None:
+    for src, st in g.status.items():
+        add(f"source: {src}", "on" if st.active else f"off — {st.reason}")
+    t = g.totals
+    if t is not None and t.steps:
+        add("timing", str(t.timing_source))
+        if t.busy_time_s is not None:
             add("GPU busy time (union of kernels) / share of step time",
-                f"{num(t['busy_time_s'])} s / {pct(t.get('busy_fraction'))}")
-        if t.get("gpu_time_s") is not None:
-            add("GPU step time (CUDA events)", f"{num(t['gpu_time_s'])} s")
-        if t.get("kernel_count") is not None:
-            add("kernels", f"{int(t['kernel_count'])} ({num(t.get('kernel_time_s'))} s of kernel time)")
-        add("share of kernel time without a FLOP count", pct(t.get("uncounted_kernel_time_share")))
-        add("library FLOPs (cuBLAS/cuBLASLt/cuDNN formula)", si(t.get("library_flops"), "FLOP"))
-        for row in t.get("by_precision") or []:
-            add(f"library {row['precision']}", f"{si(row['library_flops'], 'FLOP')}, "
-                f"{si(row['achieved_flops_per_s'], 'FLOP/s')} = {pct(row['utilization_vs_spec'])} of "
-                f"{si(row['spec_peak_flops_per_s'], 'FLOP/s')}")
-        if t.get("library_utilization") is not None:
-            add("library utilization (each precision against its own peak)", pct(t["library_utilization"]))
-        if t.get("executed_flops") is not None:
-            add("executed FLOPs (hardware counters)", f"{si(t['executed_flops'], 'FLOP')}; executed/library "
-                f"{num(t.get('executed_over_library'), 3)}, executed/analytic {num(t.get('executed_over_analytic'), 3)} "
+                f"{num(t.busy_time_s)} s / {pct(t.busy_fraction)}")
+        if t.gpu_time_s is not None:
+            add("GPU step time (CUDA events)", f"{num(t.gpu_time_s)} s")
+        if t.kernel_count is not None:
+            add("kernels", f"{int(t.kernel_count)} ({num(t.kernel_time_s)} s of kernel time)")
+        add("share of kernel time without a FLOP count", pct(t.uncounted_kernel_time_share))
+        add("library FLOPs (cuBLAS/cuBLASLt/cuDNN formula)", si(t.library_flops, "FLOP"))
+        for row in t.by_precision:
+            add(f"library {row.precision}", f"{si(row.library_flops, 'FLOP')}, "
+                f"{si(row.achieved_flops_per_s, 'FLOP/s')} = {pct(row.utilization_vs_spec)} of "
+                f"{si(row.spec_peak_flops_per_s, 'FLOP/s')}")
+        if t.library_utilization is not None:
+            add("library utilization (each precision against its own peak)", pct(t.library_utilization))
+        if t.executed_flops is not None:
+            add("executed FLOPs (hardware counters)", f"{si(t.executed_flops, 'FLOP')}; executed/library "
+                f"{num(t.executed_over_library, 3)}, executed/analytic {num(t.executed_over_analytic, 3)} "
                 "(HFU vs MFU made concrete)")
-        if t.get("library_over_analytic") is not None:
-            add("library / analytic FLOPs", num(t["library_over_analytic"], 3))
-        if t.get("nvml_utilization_gpu_pct_mean") is not None:
-            add("NVML utilization.gpu (mean)", f"{num(t['nvml_utilization_gpu_pct_mean'])}% — {NVML_UTILIZATION_MEANING}")
-        if t.get("sm_clock_mhz_mean") is not None:
-            add("SM clock (NVML mean)", f"{num(t['sm_clock_mhz_mean'])} MHz")
-        if t.get("power_w_mean") is not None:
-            add("power (NVML mean)", f"{num(t['power_w_mean'])} W")
-        if t.get("energy_j") is not None:
-            add("energy / per analytic FLOP", f"{num(t['energy_j'])} J / {si(t.get('energy_per_analytic_flop_j'), 'J')}")
-    ts = g.get("tracer_stats") or {}
+        if t.library_over_analytic is not None:
+            add("library / analytic FLOPs", num(t.library_over_analytic, 3))
+        if t.nvml_utilization_gpu_pct_mean is not None:
+            add("NVML utilization.gpu (mean)", f"{num(t.nvml_utilization_gpu_pct_mean)}% — {NVML_UTILIZATION_MEANING}")
+        if t.sm_clock_mhz_mean is not None:
+            add("SM clock (NVML mean)", f"{num(t.sm_clock_mhz_mean)} MHz")
+        if t.power_w_mean is not None:
+            add("power (NVML mean)", f"{num(t.power_w_mean)} W")
+        if t.energy_j is not None:
+            add("energy / per analytic FLOP", f"{num(t.energy_j)} J / {si(t.energy_per_analytic_flop_j, 'J')}")
+    ts = g.tracer_stats or {}
     if ts:
         lost = {k: ts.get(k) for k in ("dropped_by_cupti", "buffer_requests_refused", "pending_dropped")
                 if ts.get(k) is not None}
         add("activity records lost", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in lost.items()) or "n/a")
-    for n in g.get("notes") or []:
+    for n in g.notes:
         rows.append(("notes", "gpu", n))
     return rows
 
 
-def gpu_kernels(r: ProfileResult, n: int = 20) -> list[dict]:
+def gpu_kernels(r: ProfileResult, n: int = 20) -> list[KernelStat]:
     """Top kernels by total time (the tracer's per-kernel table), as stored in the report."""
-    return list((r.gpu or {}).get("kernels") or [])[:n]
+    return list((r.gpu.kernels if r.gpu is not None else None) or [])[:n]

@@ -31,26 +31,23 @@ import sys
 import time
 import warnings
 import zlib
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyprof.errors import InvalidInputError, ReportError
 from pyprof.session.profile import Profile
-from pyprof.records import ProfileResult
+from pyprof.records import JOB_KIND, JOB_SCHEMA_VERSION, ProfileResult  # noqa: F401  (re-exported)
+from pyprof.report.job import MARKDOWN_RANK_ROWS, JobReport, read_job_report  # noqa: F401  (moved; re-exported)
+from pyprof.report.job import ranges as _ranges
 #: Version of the per-rank payload; rank 0 names a rank whose payload version it cannot read as missing.
 PAYLOAD_VERSION = 1
 #: Bump the major when a field of the job report changes meaning or is removed, the minor when fields are added.
-JOB_SCHEMA_VERSION = "1.0"
-JOB_KIND = "pyprof.job"
 #: Point-to-point tag of pyprof's gather messages, chosen to stay clear of tags a training script is likely to use.
 GATHER_TAG = 0x7970  # "yp"
 #: Ops in the top-N table of a payload: enough to see what dominates, small enough for 1,000s of ranks.
 PAYLOAD_TOP_OPS = 5
 #: Longest note kept in a payload, and how many notes.
 _NOTE_CHARS, _NOTES = 200, 3
-#: Rows of per-rank detail in report.md (report.json always has every rank).
-MARKDOWN_RANK_ROWS = 64
 #: Prefixes of collective ops as the analytic counter names them (it sees them when they go through the dispatcher).
 _COLLECTIVE_PREFIXES = ("c10d.", "c10d::", "_c10d_functional", "c10d_functional")
 
@@ -187,133 +184,6 @@ def _stats(values: list[float | None]) -> dict[str, float | None]:
         return {"min": None, "median": None, "max": None, "max_over_min": None}
     lo, hi = min(v), max(v)
     return {"min": lo, "median": statistics.median(v), "max": hi, "max_over_min": (hi / lo) if lo > 0 else None}
-
-
-@dataclass
-class JobReport:
-    """One report for a multi-rank job: a row per rank that reported, job totals, skew, missing ranks.
-
-    ``totals["utilization"]`` is the job-level utilization: total model FLOPs of the timed steps of every reporting
-    rank / (sum of their peaks x job wall time), with job wall time = the longest timed window of any rank (in
-    synchronous data-parallel training the slowest rank sets the pace). With equal peaks the denominator is
-    ranks x peak x wall time.
-    """
-
-    world_size: int
-    rows: list[dict[str, Any]]
-    missing_ranks: list[int]
-    missing_reasons: dict[int, str]
-    totals: dict[str, Any]
-    skew: dict[str, Any]
-    comm: dict[str, Any]
-    gather: dict[str, Any]
-    partial: bool
-    notes: list[str] = field(default_factory=list)
-    schema_version: str = JOB_SCHEMA_VERSION
-    created_at: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["missing_reasons"] = {str(k): v for k, v in self.missing_reasons.items()}
-        return {"kind": JOB_KIND, **d}
-
-    def to_json(self) -> str:
-        from pyprof.report.json_report import json_safe
-        return json.dumps(json_safe(self.to_dict()), indent=2, allow_nan=False) + "\n"
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> JobReport:
-        d = {k: v for k, v in d.items() if k != "kind"}
-        d["missing_reasons"] = {int(k): v for k, v in (d.get("missing_reasons") or {}).items()}
-        return cls(**d)
-
-    def render_markdown(self) -> str:
-        """The job report as Markdown: totals, skew, missing ranks, then one row per rank (the slowest first)."""
-        from pyprof.report.format import num, pct, si
-
-        t, s = self.totals, self.skew
-        out = [f"# pyprof job report: {len(self.rows)} of {self.world_size} rank(s)", ""]
-        if self.missing_ranks:
-            out += [f"> **Partial job report**: rank(s) {_ranges(self.missing_ranks)} did not report.", ""]
-        out += [f"schema {self.schema_version} · created {self.created_at} · gather {num(self.gather.get('seconds'), 3)} s, "
-                f"{self.gather.get('payload_bytes_total')} B of payloads", "",
-                "## Job totals", "", "| | |", "|---|---|",
-                f"| ranks reporting / world size | {len(self.rows)} / {self.world_size} |",
-                f"| model FLOPs (timed steps, all ranks) | {si(t.get('model_flops'), 'FLOP')} |",
-                f"| job wall time (longest timed window) | {num(t.get('wall_time_s'))} s |",
-                f"| job FLOP/s | {si(t.get('flops_per_s'), 'FLOP/s')} |",
-                f"| sum of peaks | {si(t.get('peak_flops_per_s_sum'), 'FLOP/s')} |",
-                f"| job utilization (FLOPs / (ranks x peak x wall)) | {pct(t.get('utilization'))} |",
-                f"| recorded steps per rank (min / max) | {t.get('steps_min')} / {t.get('steps_max')} |",
-                "", "## Skew between ranks", "", "| | min | median | max | max/min |", "|---|---:|---:|---:|---:|"]
-        for label, key, fmt in (("median step time (s)", "step_time_s", num),
-                                ("achieved FLOP/s", "flops_per_s", lambda x: si(x, "FLOP/s")),
-                                ("MFU", "mfu", pct)):
-            st = s.get(key) or {}
-            out.append(f"| {label} | {fmt(st.get('min'))} | {fmt(st.get('median'))} | {fmt(st.get('max'))} | "
-                       f"{num(st.get('max_over_min'), 3)} |")
-        if s.get("slowest_rank") is not None:
-            out += ["", f"Slowest rank: {s['slowest_rank']}; fastest rank: {s.get('fastest_rank')}."]
-        out += ["", "## Communication", "", f"{self.comm.get('note', '')}"]
-        if self.missing_ranks:
-            out += ["", "## Missing ranks", "", "| rank | reason |", "|---:|---|"]
-            out += [f"| {r} | {_esc(self.missing_reasons.get(r, ''))} |" for r in self.missing_ranks[:MARKDOWN_RANK_ROWS]]
-        out += ["", "## Ranks", "", "| rank | host | device | steps | median step (s) | FLOP/s | MFU | partial |",
-                "|---:|---|---|---:|---:|---:|---:|---|"]
-        rows = sorted(self.rows, key=lambda r: -((r.get("step_time_s") or {}).get("median") or 0.0))
-        for r in rows[:MARKDOWN_RANK_ROWS]:
-            out.append(f"| {r.get('rank')} | {_esc(r.get('host'))} | {_esc(r.get('device'))} | {r.get('steps')} | "
-                       f"{num((r.get('step_time_s') or {}).get('median'))} | {si(r.get('achieved_flops_per_s'), 'FLOP/s')} | "
-                       f"{pct(r.get('mfu'))} | {_esc(r.get('partial_reason')) if r.get('partial') else ''} |")
-        if len(rows) > MARKDOWN_RANK_ROWS:
-            out.append(f"| … | {len(rows) - MARKDOWN_RANK_ROWS} more ranks (the fastest) in report.json | | | | | | |")
-        if self.notes:
-            out += ["", "## Notes", ""] + [f"- {_esc(n)}" for n in self.notes]
-        return "\n".join(out) + "\n"
-
-    def write(self, output_dir: str | os.PathLike) -> list[Path]:
-        """Write ``report.json`` and ``report.md`` into ``output_dir``, each atomically; returns the paths."""
-        from pyprof.report import atomic_write_text
-        out = Path(output_dir)
-        return [atomic_write_text(out / "report.json", self.to_json()),
-                atomic_write_text(out / "report.md", self.render_markdown())]
-
-
-def read_job_report(path: str | os.PathLike) -> JobReport:
-    """Read a job ``report.json`` written by :func:`aggregate`.
-
-    Raises:
-        ReportError: missing, not JSON, not a job report, or an unreadable schema major version.
-    """
-    from pyprof.report.json_report import read_json_any
-    p = Path(path)
-    d = read_json_any(p)  # missing file or invalid JSON: a ReportError that says so
-    if d.get("kind") != JOB_KIND:
-        raise ReportError(f"{p} is not a pyprof job report (no kind='{JOB_KIND}'); a single-process report reads "
-                          "with pyprof.read_report")
-    if str(d.get("schema_version", "")).partition(".")[0] != JOB_SCHEMA_VERSION.partition(".")[0]:
-        raise ReportError(f"{p} has job schema {d.get('schema_version')}, this pyprof reads {JOB_SCHEMA_VERSION}")
-    return JobReport.from_dict(d)
-
-
-def _esc(s: Any) -> str:
-    return str(s if s is not None else "").replace("|", "\\|").replace("\n", " ")
-
-
-def _ranges(ranks: list[int]) -> str:
-    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8' (1,000 missing ranks stay one line)."""
-    out, start, prev = [], None, None
-    for r in sorted(ranks):
-        if start is None:
-            start = prev = r
-        elif r == prev + 1:
-            prev = r
-        else:
-            out.append(f"{start}-{prev}" if prev != start else f"{start}")
-            start = prev = r
-    if start is not None:
-        out.append(f"{start}-{prev}" if prev != start else f"{start}")
-    return ", ".join(out)
 
 
 def build_job_report(payloads: list[dict[str, Any]], world_size: int, missing_reasons: dict[int, str] | None = None,

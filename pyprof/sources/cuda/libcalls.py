@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyprof._native import load_cuda
+
 #: Precision classes a library call is measured against, widest first.
 PRECISIONS: tuple[str, ...] = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "fp4")
 
@@ -112,7 +113,8 @@ def install_hooks(paths: list[str] | None = None) -> dict[str, str]:
 
     Returns:
         library -> status: ``"installed: <soname> (<path>)"``, ``"not loaded"``, or the loader's error text. When the
-        CUDA part of pyprof is missing, every library maps to ``"unavailable: <reason>"``.
+        CUDA part of pyprof is missing, every library maps to ``"unavailable: <reason>"``. Decide on it through
+        :class:`HookStatus` (:func:`install_library_hooks`), never by comparing the text.
     """
     mod, reason = load_cuda()
     if mod is None:
@@ -124,6 +126,53 @@ def install_hooks(paths: list[str] | None = None) -> dict[str, str]:
         return dict(mod.hooks_install([str(p) for p in paths]))
     except Exception as e:  # the profiler never takes the training loop down
         return {key: f"error: {e}" for key in _LIBRARIES}
+
+
+@dataclass(frozen=True)
+class HookStatus:
+    """The typed state of one library's logger hook, parsed once from the native status text.
+
+    Attributes:
+        installed: the hook is in place (the library's logger now calls pyprof).
+        library: soname of the hooked copy (``"libcublasLt.so.13"``), None when not installed.
+        path: file of the hooked copy, None when not installed.
+        reason: why it is not installed (``"not loaded"``, the dlopen/dlsym error, ``"unavailable: <why>"``);
+            "" when installed.
+        text: the native status text as it came (kept in the report's ``libraries`` table).
+    """
+
+    installed: bool
+    library: str | None = None
+    path: str | None = None
+    reason: str = ""
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> HookStatus:
+        """Parse one native status (``csrc/cuda/libhooks.h``: ``"installed: <soname> (<path>)"`` with further
+        ``"; <soname> (<path>)"`` when several copies were hooked, ``"not loaded"``, or an error text).
+
+        The one place that reads the native text: callers test ``installed``, never a prefix.
+        """
+        text = str(text)
+        head, sep, rest = text.partition(": ")
+        if head != "installed" or not sep:
+            return cls(installed=False, reason=text or "no status", text=text)
+        first = rest.split("; ", 1)[0]
+        lib, paren, path = first.partition(" (")
+        if not paren or not path.endswith(")"):
+            return cls(installed=True, library=first or None, text=text)
+        return cls(installed=True, library=lib, path=path[:-1], text=text)
+
+
+def parse_hook_statuses(statuses: dict[str, str]) -> dict[str, HookStatus]:
+    """:func:`install_hooks`' ``{library: text}`` as ``{library: HookStatus}``."""
+    return {k: HookStatus.parse(v) for k, v in statuses.items()}
+
+
+def install_library_hooks(paths: list[str] | None = None) -> dict[str, HookStatus]:
+    """:func:`install_hooks` with typed statuses (see :class:`HookStatus`). Never raises."""
+    return parse_hook_statuses(install_hooks(paths))
 
 
 def uninstall_hooks() -> None:
