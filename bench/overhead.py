@@ -1,135 +1,187 @@
-"""Overhead of pyprof.profile() on CPU training loops, against the same loops unprofiled, in one run.
+"""Overhead of pyprof.profile() on CPU training loops, measured side by side in one run (paired steps).
 
-    python -m bench.overhead            # CNN and MLP, prints a table and JSON
-    python -m bench.overhead --quick    # fewer steps (what the tests run)
+    python -m bench.overhead                  # every workload, a table on stdout, JSON with --out
+    python -m bench.overhead --quick          # fewer pairs
+    python -m bench.overhead --only mlp_tiny,varlen --pairs 400
 
-Method: for each model, alternate blocks of unprofiled and profiled steps (same model, same data, same process) and
-compare the median step times, so that clock and load drift hit both sides alike. Counting happens once per step
-signature during the profile's warm-up step, so the recorded steps carry only the always-on cost (step timing, the
-forward hook that checks the signature, counter reads); the one-off counting cost is reported separately.
+Design (issue 12, "Performance of counting"): two twin models with the same weights and data, one inside
+``pyprof.profile()`` with its default settings, one not. Single steps alternate between them (the order flips every
+pair so that neither side always runs first), and both are timed by the same outer ``time.perf_counter()`` around the
+whole step *including* ``prof.step()``. The overhead is the ratio of mean step times over all pairs after warm-up,
+with a 95% bootstrap interval from resampling pairs. Memory: the process RSS after warm-up and at the end.
+
+Workloads: an MLP with ~0.5 ms steps (the hardest case for a fixed per-step cost), an MLP and a CNN from
+``pyprof.bench.examples``, an LSTM, a GPT-style LM, the same LM with the sequence length cycling through 50 values,
+and with a random batch x length every step (the cases that used to recount most steps).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+WORKLOADS = ("mlp_tiny", "mlp", "cnn", "lstm", "gpt", "varlen", "randshape")
 
 
 @dataclass
 class OverheadResult:
-    model: str
-    batch: int
-    steps_per_block: int
-    blocks: int
-    step_s_median_plain: float
-    step_s_median_profiled: float
-    overhead_pct: float            # median over blocks of (profiled / plain - 1) x 100
-    overhead_pct_pooled: float     # (median of all profiled steps / median of all plain steps - 1) x 100
-    overhead_pct_blocks: list[float]
-    instrumented_us_per_step: float  # pyprof's own per-step work timed directly: prof.step() + the forward hook
-    counting_cost_s: float         # time of the warm-up step that ran analytic counting, minus a median step
+    workload: str
+    pairs: int
+    step_s_mean_plain: float
+    step_s_mean_profiled: float
+    overhead_pct: float                     # (mean profiled / mean plain - 1) x 100
+    overhead_pct_ci95: tuple[float, float]  # bootstrap over pairs
+    pyprof_us_per_step: float               # mean profiled - mean plain, in microseconds
+    steps_by_origin: dict[str, int] = field(default_factory=dict)  # counted / reused / derived / missing
+    steps_in_rates_pct: float = 0.0         # recorded steps that enter the rates (not perturbed by counting)
+    rss_mb_after_warmup: float = 0.0
+    rss_mb_end: float = 0.0
 
 
-def _loop(kind: str, batch: int):
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _make(workload: str, seed: int) -> tuple[Any, Callable[[int], None]]:
+    """A model and ``step(i)`` for one twin; both twins get the same weights (same seed) and the same inputs."""
     import torch
+    from torch import nn
 
     from pyprof.bench.examples import make_cnn, make_mlp
 
-    torch.manual_seed(0)
-    model = make_cnn() if kind == "cnn" else make_mlp()
-    x = torch.randn(batch, 3, 32, 32) if kind == "cnn" else torch.randn(batch, 512)
-    y = torch.randint(0, 10, (batch,))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    if workload in ("mlp_tiny", "mlp", "cnn"):
+        model = make_cnn() if workload == "cnn" else make_mlp(64, 128, 10) if workload == "mlp_tiny" else make_mlp()
+        batch = 16 if workload == "mlp_tiny" else 64
+        x = torch.randn(batch, 3, 32, 32) if workload == "cnn" else torch.randn(batch, 64 if workload == "mlp_tiny" else 512)
+        y = torch.randint(0, 10, (batch,))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
-    def step():
-        loss = loss_fn(model(x), y)
-        loss.backward()
+        def step(i: int) -> None:
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return model, step
+    if workload == "lstm":
+        model = nn.LSTM(64, 128, num_layers=2, batch_first=True)
+        x = torch.randn(16, 32, 64)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+        def step(i: int) -> None:
+            model(x)[0].sum().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return model, step
+    from pyprof.bench.models.gpt2 import GPTConfig, GPTLM
+
+    model = GPTLM(GPTConfig(n_layer=2, n_head=4, d_model=128, n_ctx=128, vocab=1000))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    lengths = [16 + 2 * k for k in range(50)]
+    shapes = [(rng.randint(1, 8), rng.randint(8, 64)) for _ in range(4096)]
+
+    def shape(i: int) -> tuple[int, int]:
+        if workload == "varlen":
+            return 8, lengths[i % len(lengths)]
+        if workload == "randshape":
+            return shapes[i % len(shapes)]
+        return 8, 64
+
+    def step(i: int) -> None:
+        b, t = shape(i)
+        ids = torch.randint(0, 1000, (b, t), generator=torch.Generator().manual_seed(i))
+        logits = model(ids)
+        nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids.reshape(-1)).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     return model, step
 
 
-def measure(kind: str, batch: int, steps: int, blocks: int) -> OverheadResult:
+def _bootstrap_ratio_ci(plain: list[float], prof: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    k = len(plain)
+    ratios = []
+    for _ in range(n):
+        idx = [rng.randrange(k) for _ in range(k)]
+        ratios.append(100 * (sum(prof[i] for i in idx) / sum(plain[i] for i in idx) - 1))
+    ratios.sort()
+    return ratios[int(0.025 * n)], ratios[int(0.975 * n) - 1]
+
+
+def measure(workload: str, pairs: int = 200, warmup: int = 20) -> OverheadResult:
+    """Paired single steps of a plain and a profiled twin; see the module docstring."""
     import pyprof
 
-    model, step = _loop(kind, batch)
-    for _ in range(5):  # warm the allocator and the kernels chosen before anything is timed
-        step()
-    plain_all: list[float] = []
-    prof_all: list[float] = []
-    block_pct: list[float] = []
-    counting: list[float] = []
-    for _ in range(blocks):
-        plain = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            step()
-            plain.append(time.perf_counter() - t0)
-        with pyprof.profile(model, schedule=pyprof.schedule(warmup=1, active=steps, repeat=1), measure_peak=False,
-                            examples_per_step=batch) as prof:
-            for _ in range(steps + 1):
-                step()
-                prof.step()
-        r = prof.result()
-        profiled = [s.wall_time_s for s in r.steps]
-        plain_all += plain
-        prof_all += profiled
-        block_pct.append(100 * (statistics.median(profiled) / statistics.median(plain) - 1))
-        counting.append(r.totals.counting_time_s)
-    mp, mq = statistics.median(plain_all), statistics.median(prof_all)
-    instrumented = _instrumented_cost_s(model, kind, batch)
-    # The counting step is a warm-up step (not recorded), so estimate its cost from a separate counted run.
-    with pyprof.profile(model, measure_peak=False) as prof:
-        for _ in range(3):
-            step()
-            prof.step()
-    steps_c = prof.result().steps
-    cost = steps_c[0].wall_time_s - statistics.median(s.wall_time_s for s in steps_c[1:])
-    return OverheadResult(kind, batch, steps, blocks, mp, mq, statistics.median(block_pct), 100 * (mq / mp - 1),
-                          block_pct, instrumented * 1e6, max(0.0, cost))
-
-
-def _instrumented_cost_s(model, kind: str, batch: int, n: int = 2000) -> float:
-    """Time pyprof's per-step work alone: the root-forward hook (signature check) and prof.step()."""
-    import torch
-
-    import pyprof
-
-    x = torch.randn(batch, 3, 32, 32) if kind == "cnn" else torch.randn(batch, 512)
-    with pyprof.profile(model, schedule=pyprof.schedule(warmup=1, active=n + 1, repeat=1), measure_peak=False) as prof:
-        model(x)
-        prof.step()  # the warm-up step counts this signature
-        t0 = time.perf_counter()
-        for _ in range(n):
-            prof._on_root_forward(model, (x,), {})
-            prof.step()
-        return (time.perf_counter() - t0) / n
+    plain_model, plain_step = _make(workload, seed=0)
+    prof_model, prof_step = _make(workload, seed=0)
+    plain_t: list[float] = []
+    prof_t: list[float] = []
+    with pyprof.profile(prof_model, measure_peak=False) as prof:
+        rss_warm = 0.0
+        for i in range(warmup + pairs):
+            order = (0, 1) if i % 2 == 0 else (1, 0)
+            for side in order:
+                t0 = time.perf_counter()
+                if side == 0:
+                    plain_step(i)
+                else:
+                    prof_step(i)
+                    prof.step()
+                dt = time.perf_counter() - t0
+                if i >= warmup:
+                    (plain_t if side == 0 else prof_t).append(dt)
+            if i == warmup - 1:
+                rss_warm = _rss_mb()
+        rss_end = _rss_mb()
+    r = prof.result()
+    origins: dict[str, int] = {}
+    for s in r.steps:
+        origins[s.analytic_origin] = origins.get(s.analytic_origin, 0) + 1
+    mp, mq = statistics.fmean(plain_t), statistics.fmean(prof_t)
+    return OverheadResult(
+        workload=workload, pairs=pairs, step_s_mean_plain=mp, step_s_mean_profiled=mq,
+        overhead_pct=100 * (mq / mp - 1), overhead_pct_ci95=_bootstrap_ratio_ci(plain_t, prof_t),
+        pyprof_us_per_step=(mq - mp) * 1e6, steps_by_origin=origins,
+        steps_in_rates_pct=100 * sum(not s.perturbed for s in r.steps) / max(1, len(r.steps)),
+        rss_mb_after_warmup=rss_warm, rss_mb_end=rss_end)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer steps (about 10 s)")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--json", action="store_true", help="print only JSON")
+    ap.add_argument("--quick", action="store_true", help="60 pairs per workload instead of 300")
+    ap.add_argument("--pairs", type=int, default=None)
+    ap.add_argument("--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {', '.join(WORKLOADS)}")
+    ap.add_argument("--out", type=Path, default=None, help="write overhead.json there")
     a = ap.parse_args(argv)
-    steps, blocks = (10, 5) if a.quick else (10, 30)
-    results = [measure(kind, a.batch, steps, blocks) for kind in ("cnn", "mlp")]
-    if a.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
-        return 0
-    print(f"{'model':6} {'batch':>5} {'plain step':>11} {'profiled':>11} {'overhead':>9} {'pooled':>8} "
-          f"{'pyprof work/step':>17} {'= % of step':>11} {'counting (once)':>16}")
+    names = [n.strip() for n in a.only.split(",") if n.strip()]
+    bad = [n for n in names if n not in WORKLOADS]
+    if bad:
+        ap.error(f"unknown workload(s) {bad}; choose from {', '.join(WORKLOADS)}")
+    pairs = a.pairs or (60 if a.quick else 300)
+    results = [measure(n, pairs=pairs) for n in names]
+    print(f"{'workload':10} {'plain step':>11} {'overhead':>9} {'95% CI':>17} {'pyprof/step':>12} {'in rates':>9} "
+          f"{'RSS warm->end':>15}  origins")
     for r in results:
-        print(f"{r.model:6} {r.batch:5d} {r.step_s_median_plain * 1e3:9.3f}ms {r.step_s_median_profiled * 1e3:9.3f}ms "
-              f"{r.overhead_pct:8.2f}% {r.overhead_pct_pooled:7.2f}% {r.instrumented_us_per_step:14.1f} us "
-              f"{100 * r.instrumented_us_per_step * 1e-6 / r.step_s_median_plain:10.2f}% {r.counting_cost_s * 1e3:13.1f} ms")
-    print(json.dumps([asdict(r) for r in results]), file=sys.stderr)
+        lo, hi = r.overhead_pct_ci95
+        print(f"{r.workload:10} {r.step_s_mean_plain * 1e3:9.3f}ms {r.overhead_pct:8.2f}% [{lo:6.2f}, {hi:6.2f}]% "
+              f"{r.pyprof_us_per_step:9.1f} us {r.steps_in_rates_pct:8.1f}% {r.rss_mb_after_warmup:6.0f}->"
+              f"{r.rss_mb_end:4.0f} MB  {r.steps_by_origin}")
+    if a.out is not None:
+        from pyprof.report.atomic import atomic_write_text
+
+        a.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(a.out / "overhead.json", json.dumps([asdict(r) for r in results], indent=2))
     return 0
 
 

@@ -32,7 +32,8 @@ class StepRecord:
     analytic_flops: int | None         # model FLOPs of this step (dense convention), None if not counted
     analytic_flops_effective: int | None  # with masked work skipped (causal attention)
     analytic_forward_flops: int | None  # the forward-pass share of analytic_flops
-    analytic_origin: str               # "counted" (dispatch mode ran), "reused" (same signature), "missing"
+    analytic_origin: str               # "counted" (dispatch mode ran), "reused" (same signature), "derived"
+                                       # (exact polynomial in tensor sizes, pyprof.session.counting), "missing"
     signature_id: int | None           # index into ProfileResult.flop_counts
     hardware_flops: float | None = None
     examples: int | None = None

@@ -77,6 +77,7 @@ class Profile:
         nvml: bool = True,
         kernel_records: bool = False,
         top_kernels: int = 20,
+        verify_every: int | None = 100,
     ) -> None:
         check_arguments(count_flops=count_flops, examples_per_step=examples_per_step, recomputation=recomputation,
                         training_examples=training_examples, training_epochs=training_epochs, peak=peak,
@@ -108,12 +109,18 @@ class Profile:
         self._result: ProfileResult | None = None
         self._notes: list[str] = []
         self._steps: list[StepRecord] = []
-        self._counting = StepCounter(count_flops, self._notes)
+        if verify_every is not None and (isinstance(verify_every, bool) or not isinstance(verify_every, int)
+                                         or verify_every < 0):
+            raise InvalidInputError(f"verify_every={verify_every!r} must be a whole number >= 0 (count every N-th "
+                                    "reused step again and compare; 0 or None: never)")
+        self._counting = StepCounter(count_flops, self._notes, verify_every=verify_every)
         self._host = HostCounters()
         self._device: DeviceReport | None = None
         self._last_save = 0.0
         self._started_at = ""
         self._cpu_peaks: dict[str, Any] = {}
+        self._c_next: float | None = None
+
     @property
     def count_mode(self) -> str:
         """"auto", "every" or "off"; turns "off" when counting failed during the run."""
@@ -223,7 +230,10 @@ class Profile:
             if self._gpu is not None:
                 self._gpu.begin_step(self._step_index, recording=self._action in RECORDING)
         self._t0 = time.perf_counter()
-        self._c0 = time.process_time()
+        # One process-CPU clock read per step boundary (the end of a step is the start of the next): on a VM that
+        # clock is a real syscall, about 10 us, and a second read per step was most of pyprof's per-step cost.
+        self._c0 = self._c_next if self._c_next is not None else time.process_time()
+        self._c_next = None
         self._hw_start = self._host.read()
 
     def _end_step(self, examples: int | None, aborted: bool = False) -> None:
@@ -237,7 +247,8 @@ class Profile:
                 gpu_step = self._gpu.end_step(self._step_index, recording)
             except Exception as e:  # GpuSession guards its sources; this is the last line of defence
                 self._notes_once(f"GPU step figures failed: {e!r}")
-        cpu = time.process_time() - self._c0
+        self._c_next = time.process_time()
+        cpu = self._c_next - self._c0
         hw = self._host.read()
         fc, origin, sig_id = self._counting.close()
         if self._action not in RECORDING or aborted:
@@ -323,7 +334,8 @@ class Profile:
                 "training_epochs": self.training_epochs,
             },
             steps=self._steps, flop_counts=self._counting.counts, hw_info=self._host.info,
-            cpu_peaks=self._cpu_peaks, notes=self._notes, partial_reason=partial_reason,
+            cpu_peaks=self._cpu_peaks, notes=self._notes + ([self._counting.summary()] if self._steps else []),
+            partial_reason=partial_reason,
             peaks=lambda steps: self._peaks(final, steps), recomputation=self.recomputation,
             training_examples=self.training_examples, training_epochs=self.training_epochs,
             gpu_section=section, gpu_spec_peaks=lambda: gpu_spec_peaks(self._device))
@@ -359,7 +371,10 @@ def profile(model: Any = None, **kwargs: Any) -> Profile:
             every step.
         examples_per_step: batch size, for FLOPs per example and training-run projections (or pass
             ``prof.step(examples=n)``).
-        count_flops: "auto" (once per step signature, reused), "every", or "off".
+        count_flops: "auto" (once per step signature, reused or derived; see ``pyprof.session.counting``), "every",
+            or "off".
+        verify_every: with "auto", count every N-th reused or derived step again and compare (default 100, about
+            1% of steps); a mismatch switches to counting every step and is reported. 0 or None turns it off.
         hardware_counters: read CPU FP counters through perf_event_open where the PMU allows.
         measure_peak: measure this CPU's peak with pyprof's microkernel at the end (about a second).
         peak: hardware name from the peak database (``pyprof estimate --list-hardware``) or FLOP/s; defaults to the
