@@ -276,18 +276,32 @@ class StepCounter:
                 if self._depth == 1:
                     self.on_forward(module, args, kwargs)
 
+            unseen: list[int] = []  # index in this step's calls of a first call whose kwargs were not seen
+
             def pre(module: Any, args: Any) -> None:
                 self._depth += 1
                 if self._depth == 1 and id(module) not in hooked and len(hooked) < 256:
                     hooked.add(id(module))
                     self._hooks.append(module.register_forward_pre_hook(own, with_kwargs=True))
+                    n = len(self._calls)
                     self.on_forward(module, args, _UNSEEN)
+                    if len(self._calls) > n:
+                        unseen.append(n)
 
-            def post(module: Any, args: Any, output: Any) -> None:
+            def post(module: Any, args: Any, kwargs: Any, output: Any) -> None:
+                if self._depth == 1 and unseen:
+                    # The global post-hook does see kwargs: key the (counted) call by its real signature, so that the
+                    # next step with the same call reuses this count.
+                    i = unseen.pop()
+                    try:
+                        if i < len(self._calls):
+                            self._calls[i] = self._call_signature(module, args, kwargs)
+                    except Exception as e:
+                        self._disable(e)
                 self._depth = max(0, self._depth - 1)
 
             self._hooks.append(register_module_forward_pre_hook(pre))
-            self._hooks.append(register_module_forward_hook(post, always_call=True))
+            self._hooks.append(register_module_forward_hook(post, with_kwargs=True, always_call=True))
 
     def remove(self) -> None:
         """Remove every hook and wrapper this counter installed, and stop a count still running."""
