@@ -109,13 +109,40 @@ def test_pm_config_unknown_chip_errors():
 
 @needs_cuda_part
 def test_pm_sample_ring_is_bounded_and_counts_drops():
-    ring = C._PmSampleRing(2)
+    ring = C.testing.PmSampleRing(2)
     for i in range(5):
         ring.push(i, i + 1, [float(i)])
     # capacity 2, 5 pushed: 5 - 2 = 3 oldest overwritten and counted; the newest two remain, in order
     assert ring.dropped == 3
     assert ring.drain() == [(3, 4, [3.0]), (4, 5, [4.0])]
     assert len(ring) == 0
+
+
+@needs_cuda_part
+def test_pm_sampling_and_range_profiler_never_share_a_device():
+    # Issue 15 likely 10: CUPTI documents neither on one device beside the other, so the second is refused with a
+    # message naming the holder and the fix; another device is free, and a released claim frees the device.
+    rp = C.testing.CounterClaim.acquire(3, "range_profiler")
+    assert not isinstance(rp, str)
+    try:
+        refusal = C.testing.CounterClaim.acquire(3, "pm_sampling")
+        assert isinstance(refusal, str)
+        assert "Range Profiler" in refusal and "device 3" in refusal and "stop" in refusal
+        other = C.testing.CounterClaim.acquire(4, "pm_sampling")
+        assert not isinstance(other, str)
+        other.release()
+    finally:
+        rp.release()
+    again = C.testing.CounterClaim.acquire(3, "pm_sampling")
+    assert not isinstance(again, str)
+    again.release()
+
+
+def test_pm_refusal_status_is_explained():
+    from pyprof.sources.cuda import pm
+
+    text = pm._explain("counters_in_use", "the Range Profiler holds device 0")
+    assert text.startswith("PM sampling refused") and "Range Profiler" in text
 
 
 @needs_cuda_part
