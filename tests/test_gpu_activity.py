@@ -337,6 +337,8 @@ def test_foreign_completed_buffer_is_neither_decoded_nor_freed(c):
 @pytest.fixture
 def fake(c):
     """A recording fake of CUPTI's activity API under the process tracer (a driver reported, every call succeeds)."""
+    if c.tracer_active():
+        pytest.skip("the real tracer is running in this process; the fake goes in only while it is stopped")
     f = c.testing.FakeCupti()
     f.install()
     try:
@@ -371,6 +373,13 @@ def test_monotonic_timestamp_callback_comes_before_any_kind(c, fake):
     before = time.monotonic_ns()
     now = c.tracer_now_ns()
     assert before <= now <= time.monotonic_ns()
+    assert c.tracer_stats()["clock"] == "monotonic"
+    c.tracer_stop()
+    fake.clear()
+    fake.fail("register_timestamp_callback", 1)  # refused: CUPTI's default clock stays, and the status says so
+    st = c.tracer_start()
+    assert st["ok"] is True and "cuptiActivityRegisterTimestampCallback" in st["message"]
+    assert c.tracer_stats()["clock"] == "cupti" and c.tracer_now_ns() == 1000  # the fake's CUPTI clock
 
 
 def test_api_records_only_on_request(c, fake):
@@ -409,6 +418,15 @@ def test_failed_registration_rolls_back_and_reports_the_call(c, fake):
     assert st["ok"] is False and st["code"] == 1
     assert "cuptiActivityRegisterCallbacks" in st["message"] and "activity.cpp" in st["message"]
     assert "unsubscribe" in fake.calls and c.tracer_active() is False
+
+
+def test_a_failed_flush_is_logged_and_tracing_goes_on(c, fake):
+    assert c.tracer_start()["ok"] is True
+    fake.fail("flush_all", 1)  # CUPTI_ERROR_INVALID_PARAMETER
+    c.tracer_flush()  # while collecting: log and count, never raise into the training loop
+    st = c.tracer_stats()
+    assert st["callback_errors"] == 1 and st["active"] is True
+    assert "cuptiActivityFlushAll" in st["last_error"] and "activity.cpp" in st["last_error"]
 
 
 def test_a_new_profile_starts_with_an_empty_aggregator(c, fake):

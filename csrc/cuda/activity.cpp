@@ -243,6 +243,12 @@ uint64_t monotonic_clock_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// A call through the vendor seam, named by the CUPTI call it stands for (check.h's text): logged, counted, go on.
+#define PYPROF_SEAM_LOG(expr, cupti_call)                                                                   \
+  do {                                                                                                      \
+    if (const auto pyprof_f_ = check_cupti(as_result(expr), cupti_call, __FILE__, __LINE__)) log_failure(*pyprof_f_); \
+  } while (0)
+
 // Setup: a failed call ends start() with a status (after rolling back) instead of an exception, so that the training
 // loop goes on without the tracer (STYLE.md habit 8).
 #define PYPROF_CUPTI_START(call, text)                                                   \
@@ -571,15 +577,15 @@ TracerStatus ActivityTracer::start_locked(const TracerOptions& options) {
 // Undoes whatever start_locked() enabled (also its partial work after a failure). Logs failures, never throws.
 void ActivityTracer::disable_locked() {
   for (uint32_t cbid : enabled_runtime_cbids_)
-    PYPROF_CUPTI_LOG(as_result(vendor_->enable_api_record(CUPTI_CB_DOMAIN_RUNTIME_API, cbid, false)), log_failure);
+    PYPROF_SEAM_LOG(vendor_->enable_api_record(CUPTI_CB_DOMAIN_RUNTIME_API, cbid, false), "cuptiActivityEnableRuntimeApi(cbid, 0)");
   for (uint32_t cbid : enabled_driver_cbids_)
-    PYPROF_CUPTI_LOG(as_result(vendor_->enable_api_record(CUPTI_CB_DOMAIN_DRIVER_API, cbid, false)), log_failure);
+    PYPROF_SEAM_LOG(vendor_->enable_api_record(CUPTI_CB_DOMAIN_DRIVER_API, cbid, false), "cuptiActivityEnableDriverApi(cbid, 0)");
   enabled_runtime_cbids_.clear();
   enabled_driver_cbids_.clear();
-  for (int kind : enabled_kinds_) PYPROF_CUPTI_LOG(as_result(vendor_->enable_kind(kind, false)), log_failure);
+  for (int kind : enabled_kinds_) PYPROF_SEAM_LOG(vendor_->enable_kind(kind, false), "cuptiActivityDisable(kind)");
   enabled_kinds_.clear();
   if (subscriber_ != nullptr) {
-    PYPROF_CUPTI_LOG(as_result(vendor_->unsubscribe(subscriber_)), log_failure);
+    PYPROF_SEAM_LOG(vendor_->unsubscribe(subscriber_), "cuptiUnsubscribe(subscriber)");
     subscriber_ = nullptr;
   }
 }
@@ -589,9 +595,9 @@ void ActivityTracer::stop() {
   if (!active_) return;
   // Records of work already done arrive through the completed callback before the kinds go off. The end of a session
   // is the one place for a forced flush (cupti_activity.h, cuptiActivityFlushAll).
-  PYPROF_CUPTI_LOG(as_result(vendor_->flush_all(true)), log_failure);
+  PYPROF_SEAM_LOG(vendor_->flush_all(true), "cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED)");
   disable_locked();
-  PYPROF_CUPTI_LOG(as_result(vendor_->flush_all(true)), log_failure);
+  PYPROF_SEAM_LOG(vendor_->flush_all(true), "cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED)");
   pool_.trim();
   active_ = false;
   std::lock_guard<std::mutex> slock(stats_mu_);
@@ -603,16 +609,15 @@ void ActivityTracer::flush(bool forced) {
   if (!callbacks_registered_) return;  // CUPTI never had a buffer of ours
   // Not forced (per step): CUPTI hands over every buffer whose records are complete, full or not, so a window closed
   // after a synchronize sees its kernels; a forced flush would also hand over incomplete records.
-  PYPROF_CUPTI_LOG(as_result(vendor_->flush_all(forced)), log_failure);
+  PYPROF_SEAM_LOG(vendor_->flush_all(forced), "cuptiActivityFlushAll(forced ? CUPTI_ACTIVITY_FLAG_FLUSH_FORCED : 0)");
 }
 
 uint64_t ActivityTracer::now_ns() const {
-  {
-    std::lock_guard<std::mutex> lock(state_mu_);
-    if (monotonic_clock_) return monotonic_clock_ns();  // the clock the records are on
-  }
+  std::lock_guard<std::mutex> lock(state_mu_);
+  if (monotonic_clock_) return monotonic_clock_ns();  // the clock the records are on
   uint64_t t = 0;
-  PYPROF_CUPTI_CALL(cuptiGetTimestamp(&t));
+  if (const auto f = check_cupti(as_result(vendor_->timestamp(&t)), "cuptiGetTimestamp(&t)", __FILE__, __LINE__))
+    throw_runtime_error(*f);
   return t;
 }
 
@@ -752,6 +757,10 @@ TracerStats ActivityTracer::stats() const {
   }
   s.buffers = pool_.stats();
   s.aggregator = aggregator_.stats();
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    s.monotonic_clock = monotonic_clock_;
+  }
   return s;
 }
 

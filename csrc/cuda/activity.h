@@ -111,6 +111,7 @@ DecodeCounts decode_buffer(const uint8_t* buffer, size_t valid_bytes, RecordBatc
 
 struct TracerStats {
   bool active = false;
+  bool monotonic_clock = false;   // records and now_ns() are on CLOCK_MONOTONIC (else CUPTI's default clock)
   uint64_t records_decoded = 0;
   uint64_t kernel_records = 0, memcpy_records = 0, memset_records = 0, external_records = 0, api_records = 0,
            other_records = 0;

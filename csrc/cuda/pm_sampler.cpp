@@ -431,7 +431,10 @@ void PmSampler::decode_available() {
     if (overflow) {
       std::lock_guard<std::mutex> g(stats_mu_);
       ++stats_.overflows;
-      stats_.error = "PM sampling hardware buffer overflowed: samples were lost (use a longer interval)";
+      // KEEP_LATEST (Ampere on): the oldest records were overwritten and sampling goes on; KEEP_OLDEST (Turing): the
+      // newest were lost. Either way the loss is counted and decoding continues.
+      stats_.error = "PM sampling hardware buffer overflowed: samples were lost (a longer interval or a busier decode "
+                     "thread avoids it); sampling continues";
     }
     if (r != CUPTI_SUCCESS && r != CUPTI_ERROR_OUT_OF_MEMORY) {
       std::lock_guard<std::mutex> g(stats_mu_);

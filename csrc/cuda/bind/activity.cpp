@@ -134,6 +134,7 @@ void bind_activity(py::module_& m) {
       const pc::TracerStats s = tracer.stats();
       py::dict d;
       d["active"] = s.active;
+      d["clock"] = s.monotonic_clock ? "monotonic" : "cupti";
       d["records_decoded"] = s.records_decoded;
       d["kernel_records"] = s.kernel_records;
       d["memcpy_records"] = s.memcpy_records;
