@@ -667,3 +667,40 @@ def test_gpu_tracer_sees_cupy_kernels(live):
     cp.cuda.Device().synchronize()
     w = live.close_window(start_ns, live.now_ns(), keep_records=True)
     assert any("cupy" in k["name"] for k in w.kernels)
+
+
+@pytest.mark.gpu
+def test_gpu_records_are_on_the_monotonic_clock(live):
+    # Issue 15 likely 4: with the timestamp callback, kernel records carry CLOCK_MONOTONIC (time.monotonic_ns) time.
+    import time
+
+    import torch
+
+    x = torch.ones(1 << 20, device="cuda")
+    torch.cuda.synchronize()
+    t0 = time.monotonic_ns()
+    x.mul_(2.0)
+    torch.cuda.synchronize()
+    t1 = time.monotonic_ns()
+    assert live.stats()["clock"] == "monotonic"
+    w = live.close_window(t0, t1, keep_records=True)
+    assert w.kernel_count >= 1, live.stats()
+    assert all(t0 <= k["start_ns"] <= k["end_ns"] <= t1 for k in w.kernels)
+
+
+@pytest.mark.gpu
+def test_gpu_tracer_restarts_and_sees_kernels_again():
+    # Issue 15 certain 4 on the real CUPTI: callbacks registered again at the second start, records still arrive.
+    torch = pytest.importorskip("torch")
+    x = torch.ones(1 << 16, device="cuda")
+    for _ in range(2):
+        t = KernelTracer()
+        if not t.start():
+            pytest.skip(f"tracer did not start: {t.reason}")
+        try:
+            t0 = t.now_ns()
+            x.add_(1.0)
+            torch.cuda.synchronize()
+            assert t.close_window(t0, t.now_ns()).kernel_count >= 1, t.stats()
+        finally:
+            t.stop()

@@ -437,3 +437,75 @@ def test_kernel_mode_sizes_the_next_image_between_steps_only():
     step._profiler, step._active = _FakeRangeProfiler(), True
     step.reserve_ranges(5000)  # step mode has one range per step: nothing to size
     assert step._profiler.reserved == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPU: the Range Profiler's image handling (issue 15, likely 1 and 2). Unverified until a GPU runs them.
+
+_FFMA = gc.simt_metric("ffma") + ".sum"
+
+
+def _range_profiler_or_skip(mode, max_ranges):
+    try:
+        return C.RangeProfiler(0, [_FFMA], mode, max_ranges)
+    except C.CounterPermissionError as e:
+        pytest.skip(str(e))
+
+
+def _one_kernel_ops(n):
+    """n elementwise ops on a contiguous tensor: n kernels, one each."""
+    import torch
+
+    x = torch.ones(1 << 16, device="cuda")
+    torch.cuda.synchronize()
+    return lambda: [x.add_(1.0) for _ in range(n)]
+
+
+@pytest.mark.gpu
+def test_gpu_kernel_mode_stop_start_within_a_step_loses_no_ranges():
+    import torch
+
+    three, one, two = _one_kernel_ops(3), _one_kernel_ops(1), _one_kernel_ops(2)
+    rp = _range_profiler_or_skip("kernel", 64)
+    try:
+        rp.start()
+        three()
+        torch.cuda.synchronize()
+        rp.stop()  # as the NCCL exclusion does mid-step
+        one()  # excluded: runs outside replay
+        rp.start()
+        two()
+        torch.cuda.synchronize()
+        rp.stop()
+        d = rp.decode()
+    finally:
+        rp.close()
+    assert d["total_ranges"] == 3 + 2 and len(d["ranges"]) == 5, d  # 3 before the pause + 2 after
+    assert d["dropped_ranges"] == 0
+
+
+@pytest.mark.gpu
+def test_gpu_kernel_mode_image_grows_after_dropping_ranges():
+    import torch
+
+    ten = _one_kernel_ops(10)
+    rp = _range_profiler_or_skip("kernel", 4)
+    try:
+        rp.start()
+        ten()
+        torch.cuda.synchronize()
+        rp.stop()
+        first = rp.decode()
+        grown = rp.max_ranges
+        rp.start()
+        ten()
+        torch.cuda.synchronize()
+        rp.stop()
+        second = rp.decode(first["total_ranges"])
+    finally:
+        rp.close()
+    print(f"first: {first['total_ranges']} ranges, {first['dropped_ranges']} dropped; image grew to {grown}")
+    assert first["dropped_ranges"] == 10 - 4  # an image of 4 ranges, 10 kernels
+    assert grown == 20  # next_max_ranges(4, 4, 6): max(4, 4 + 6) * 2
+    assert len(second["ranges"]) == 10 and second["dropped_ranges"] == first["dropped_ranges"]  # none lost
+

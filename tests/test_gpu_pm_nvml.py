@@ -474,3 +474,25 @@ def test_gpu_pm_session_tensor_ratio_during_bf16_matmul():
     assert len(busy) >= 50, st
     assert np.median(busy) > 0.3, np.median(busy)
     assert st["decoded"] >= len(s)
+
+
+@pytest.mark.gpu
+def test_gpu_range_profiler_and_pm_sampling_refuse_each_other():
+    # Issue 15 likely 10 on a real device: the second counter client is refused with the holder named.
+    import torch
+
+    from pyprof.sources.cuda import counters as gc
+
+    torch.ones(1, device="cuda")
+    try:
+        rp = C.RangeProfiler(0, [gc.simt_metric("ffma") + ".sum"], "step", 16)
+    except C.CounterPermissionError as e:
+        pytest.skip(str(e))
+    s = C.PmSampler(0, GH100_TRIAGE, interval_ns=2_000_000, max_samples=16)
+    try:
+        assert s.start() == "counters_in_use", s.stats()
+        assert "Range Profiler" in s.stats()["error"]
+    finally:
+        rp.close()
+    assert s.start() in ("running", "permission_denied"), s.stats()  # the device is free again
+    s.stop()
