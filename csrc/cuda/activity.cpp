@@ -680,7 +680,7 @@ void ActivityTracer::on_buffer_requested(uint8_t** buffer, size_t* size, size_t*
 
 void ActivityTracer::on_buffer_completed(void* context, uint32_t stream_id, uint8_t* buffer, size_t /*size*/,
                                          size_t valid) noexcept {
-  if (!pool_.owns(buffer)) {
+  if (buffer != nullptr && !pool_.owns(buffer)) {
     // Another CUPTI client's buffer, handed to us because we registered the callbacks after it did: its records are
     // not ours to count and its memory not ours to free. Counted (BufferPool::Stats::foreign) and left alone.
     pool_.release(buffer);
