@@ -49,6 +49,10 @@ def loaded_cupti() -> str | None:
 CUPTI_MAJOR = 13
 
 
+class CuptiVersionError(ImportError):
+    """A libcupti of another major version is already loaded in this process: pyprof._C_cuda is not loaded beside it."""
+
+
 def cupti_major_version(path: str) -> int | None:
     """Major version of the libcupti at ``path``: the number after ``.so.`` in its name, else asked of the library.
 
@@ -110,7 +114,7 @@ def _share_framework_cupti() -> None:
         if major is not None and major != CUPTI_MAJOR:
             # The loader would map a second CUPTI (ours, .so.13) beside it: two CUPTI copies in one process fight
             # over the same driver hooks. Refuse before loading.
-            raise ImportError(
+            raise CuptiVersionError(
                 f"this process already loaded libcupti major version {major} ({path}), but pyprof's CUDA part needs "
                 f"libcupti.so.{CUPTI_MAJOR} (CUDA {CUPTI_MAJOR}.x): use a framework build for CUDA {CUPTI_MAJOR} "
                 f"(e.g. torch cu130), or rebuild pyprof against the CUDA toolkit your framework uses"
@@ -137,6 +141,8 @@ def load_cuda() -> tuple[ModuleType | None, str]:
         mod = importlib.import_module("pyprof._C_cuda")
         CUPTI_LIBRARY["path"] = loaded_cupti() or CUPTI_LIBRARY["path"]
         return mod, ""
+    except CuptiVersionError as e:
+        return None, f"the CUDA/CUPTI part of pyprof is not loaded: {e}"
     except ModuleNotFoundError:
         return None, (
             "the CUDA/CUPTI part of pyprof was not built (no CUDA toolkit with CUPTI at build time); "

@@ -458,6 +458,12 @@ def test_native_refuses_to_load_beside_another_cupti(monkeypatch):
     monkeypatch.setattr(_native, "loaded_cupti", lambda: "/site/nvidia/cuda_cupti/lib/libcupti.so.12")
     with pytest.raises(ImportError, match=r"libcupti major version 12 .* needs libcupti\.so\.13"):
         _native._share_framework_cupti()
+    _native.load_cuda.cache_clear()
+    try:
+        mod, reason = _native.load_cuda()
+        assert mod is None and "libcupti major version 12" in reason and "cu130" in reason
+    finally:
+        _native.load_cuda.cache_clear()  # the next caller loads for real again
 
 
 # ---------------------------------------------------------------- starting without a GPU
