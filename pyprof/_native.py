@@ -45,6 +45,41 @@ def loaded_cupti() -> str | None:
     return None
 
 
+#: The libcupti major version pyprof._C_cuda is built against (it links libcupti.so.13, CUDA 13.x).
+CUPTI_MAJOR = 13
+
+
+class CuptiVersionError(ImportError):
+    """A libcupti of another major version is already loaded in this process: pyprof._C_cuda is not loaded beside it."""
+
+
+def cupti_major_version(path: str) -> int | None:
+    """Major version of the libcupti at ``path``: the number after ``.so.`` in its name, else asked of the library.
+
+    An unversioned name (``libcupti.so``) is resolved by calling ``cuptiGetVersion`` on the already-mapped library:
+    from CUDA 13.0 its API version reads ``xxyyzz`` with ``xx`` the CUDA major version; before, it was a small
+    counter (v19..v28 for CUDA 12.x, ``cupti_version.h``), so any value below 10000 means CUDA 12 or older.
+
+    Returns:
+        The major version, or None when neither the name nor the library tells.
+    """
+    import ctypes
+    import re
+
+    m = re.search(r"libcupti\.so\.(\d+)", os.path.basename(path))
+    if m:
+        return int(m.group(1))
+    try:
+        lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | os.RTLD_NOW)
+        version = ctypes.c_uint32(0)
+        if lib.cuptiGetVersion(ctypes.byref(version)) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    v = int(version.value)
+    return v // 10000 if v >= 10000 else 12  # pre-13 counters (<= v28) are CUDA 12 or older: 12 stands for "older"
+
+
 def find_wheel_cupti(site_dirs: list[str] | None = None) -> str | None:
     """The libcupti.so.13 of an ``nvidia-cuda-cupti`` wheel (what pip-installed torch loads), if installed."""
     import glob
@@ -75,6 +110,15 @@ def _share_framework_cupti() -> None:
 
     path = loaded_cupti()
     if path:
+        major = cupti_major_version(path)
+        if major is not None and major != CUPTI_MAJOR:
+            # The loader would map a second CUPTI (ours, .so.13) beside it: two CUPTI copies in one process fight
+            # over the same driver hooks. Refuse before loading.
+            raise CuptiVersionError(
+                f"this process already loaded libcupti major version {major} ({path}), but pyprof's CUDA part needs "
+                f"libcupti.so.{CUPTI_MAJOR} (CUDA {CUPTI_MAJOR}.x): use a framework build for CUDA {CUPTI_MAJOR} "
+                f"(e.g. torch cu130), or rebuild pyprof against the CUDA toolkit your framework uses"
+            )
         CUPTI_LIBRARY.update(path=path, how="already loaded in this process")
         return
     wheel = find_wheel_cupti()
@@ -93,10 +137,12 @@ def _share_framework_cupti() -> None:
 def load_cuda() -> tuple[ModuleType | None, str]:
     """Return ``(pyprof._C_cuda, "")``, or ``(None, reason)`` when the CUDA part is absent or cannot load."""
     try:
-        _share_framework_cupti()
+        _share_framework_cupti()  # raises ImportError for a libcupti of another major version already loaded
         mod = importlib.import_module("pyprof._C_cuda")
         CUPTI_LIBRARY["path"] = loaded_cupti() or CUPTI_LIBRARY["path"]
         return mod, ""
+    except CuptiVersionError as e:
+        return None, f"the CUDA/CUPTI part of pyprof is not loaded: {e}"
     except ModuleNotFoundError:
         return None, (
             "the CUDA/CUPTI part of pyprof was not built (no CUDA toolkit with CUPTI at build time); "

@@ -24,13 +24,13 @@ def c():
     """The native module with a clean aggregator, default caps and an empty library-call registry."""
     if _cuda is None:
         pytest.skip(f"pyprof._C_cuda not built: {_cuda_reason}")
-    _cuda.activity_reset_for_test()
+    _cuda.testing.reset()
     yield _cuda
-    _cuda.activity_reset_for_test()
+    _cuda.testing.reset()
 
 
 def kernel(c, name, start_ns, end_ns, **kw):
-    return c.activity_make_kernel_record(name, start_ns, end_ns, **kw)
+    return c.testing.make_kernel_record(name, start_ns, end_ns, **kw)
 
 
 # ---------------------------------------------------------------- decode
@@ -38,9 +38,9 @@ def kernel(c, name, start_ns, end_ns, **kw):
 
 def test_record_sizes_are_cupti_layout_and_8_byte_aligned(c):
     k = kernel(c, "k", 1, 2)
-    m = c.activity_make_memcpy_record(8, 1, 2)
-    s = c.activity_make_memset_record(8, 1, 2)
-    e = c.activity_make_external_correlation_record(1, 2)
+    m = c.testing.make_memcpy_record(8, 1, 2)
+    s = c.testing.make_memset_record(8, 1, 2)
+    e = c.testing.make_external_correlation_record(1, 2)
     # CUDA 13.0 cupti_activity.h: CUpti_ActivityKernel10 216 B, Memcpy6 96 B, Memset4 88 B, ExternalCorrelation 24 B.
     assert [len(k), len(m), len(s), len(e)] == [216, 96, 88, 24]
     assert all(len(r) % 8 == 0 for r in (k, m, s, e))
@@ -48,13 +48,13 @@ def test_record_sizes_are_cupti_layout_and_8_byte_aligned(c):
 
 def test_decode_mixed_buffer_counts_every_kind(c):
     buf = b"".join([
-        c.activity_make_external_correlation_record(5, 42),
+        c.testing.make_external_correlation_record(5, 42),
         kernel(c, "k_concurrent", 100, 200, correlation_id=5),
         kernel(c, "k_serial", 300, 350, concurrent=False),  # CUPTI_ACTIVITY_KIND_KERNEL shares the record layout
-        c.activity_make_memcpy_record(4096, 210, 260),
-        c.activity_make_memset_record(512, 270, 280),
+        c.testing.make_memcpy_record(4096, 210, 260),
+        c.testing.make_memset_record(512, 270, 280),
     ])
-    counts = c.activity_decode_for_test(buf)
+    counts = c.testing.decode(buf)
     assert counts == {"records": 5, "kernels": 2, "memcpys": 1, "memsets": 1, "external_correlations": 1,
                       "api": 0, "other": 0, "error": None}
     st = c.tracer_stats()
@@ -63,10 +63,10 @@ def test_decode_mixed_buffer_counts_every_kind(c):
 
 
 def test_decode_round_trips_every_kernel_field(c):
-    buf = (c.activity_make_external_correlation_record(77, 9001)
+    buf = (c.testing.make_external_correlation_record(77, 9001)
            + kernel(c, "void gemm<128>(float*)", 1_000, 1_750, device=1, stream=13, grid=(4, 2, 1),
                     block=(256, 1, 1), correlation_id=77, context=3, graph_id=6, graph_node_id=123456789))
-    c.activity_decode_for_test(buf)
+    c.testing.decode(buf)
     w = c.tracer_close_window(0, 10_000, keep_records=True)
     (r,) = w["records"]
     assert r == {"name": "void gemm<128>(float*)", "device": 1, "context": 3, "stream": 13, "grid": (4, 2, 1),
@@ -76,14 +76,14 @@ def test_decode_round_trips_every_kernel_field(c):
 
 def test_external_ids_of_other_kinds_are_not_pyprofs(c):
     # Kind 4 = CUSTOM1 (someone else's tag): only CUSTOM0 (3) carries pyprof's step ids.
-    c.activity_decode_for_test(c.activity_make_external_correlation_record(8, 55, external_kind=4)
+    c.testing.decode(c.testing.make_external_correlation_record(8, 55, external_kind=4)
                                + kernel(c, "k", 10, 20, correlation_id=8))
     assert c.tracer_close_window(0, 100, keep_records=True)["records"][0]["external_id"] == 0
 
 
 def test_records_without_timestamps_are_counted_not_aggregated(c):
     # CUPTI writes start = end = 0 when it could not time an operation.
-    c.activity_decode_for_test(kernel(c, "untimed", 0, 0) + kernel(c, "timed", 10, 30))
+    c.testing.decode(kernel(c, "untimed", 0, 0) + kernel(c, "timed", 10, 30))
     w = c.tracer_close_window(0, 100)
     assert w["kernel_count"] == 1 and w["kernel_ns"] == 20
     assert c.tracer_stats()["no_timestamp_records"] == 1
@@ -100,7 +100,7 @@ def test_kernel_table_aggregates_per_name_grid_block_device(c):
         kernel(c, "k1", 900, 950, grid=(4, 1, 1), block=(128, 1, 1)),  # other grid: own row
         kernel(c, "k1", 900, 910, grid=(2, 1, 1), block=(128, 1, 1), device=1),  # other device: own row
     ]
-    c.activity_decode_for_test(b"".join(recs))
+    c.testing.decode(b"".join(recs))
     rows = {(r["name"], r["grid"], r["device"]): r for r in c.tracer_kernel_table(0)}
     assert len(rows) == 3
     r = rows[("k1", (2, 1, 1), 0)]
@@ -113,7 +113,7 @@ def test_kernel_table_aggregates_per_name_grid_block_device(c):
 def test_kernel_table_orders_by_total_time_and_cuts_at_top_n(c):
     recs = [kernel(c, "short", 0, 100), kernel(c, "long", 0, 400), kernel(c, "long", 500, 600),
             kernel(c, "mid", 0, 300)]
-    c.activity_decode_for_test(b"".join(recs))
+    c.testing.decode(b"".join(recs))
     # totals: long 400 + 100 = 500, mid 300, short 100
     assert [(r["name"], r["total_ns"]) for r in c.tracer_kernel_table(0)] == [("long", 500), ("mid", 300),
                                                                               ("short", 100)]
@@ -121,10 +121,10 @@ def test_kernel_table_orders_by_total_time_and_cuts_at_top_n(c):
 
 
 def test_kernel_keys_are_capped_into_an_other_row(c):
-    c.activity_set_limits_for_test(max_kernel_keys=2)
+    c.testing.set_limits(max_kernel_keys=2)
     recs = [kernel(c, "a", 0, 10), kernel(c, "b", 0, 20), kernel(c, "c", 0, 30), kernel(c, "d", 0, 40),
             kernel(c, "a", 100, 105)]
-    c.activity_decode_for_test(b"".join(recs))
+    c.testing.decode(b"".join(recs))
     rows = {r["name"]: r for r in c.tracer_kernel_table(0)}
     # "a" and "b" take the 2 keys; "c" (30) and "d" (40) merge: count 2, total 70, max 40; "a" grows to 15.
     assert set(rows) == {"a", "b", "<other kernels>"}
@@ -145,7 +145,7 @@ def test_busy_time_is_the_union_of_kernel_intervals_per_device(c):
         kernel(c, "d", 200, 300, device=1),
         kernel(c, "e", 400, 450, device=1),   # dev 1: [200,300)+[400,450) disjoint -> busy 150
     ]
-    c.activity_decode_for_test(b"".join(recs))
+    c.testing.decode(b"".join(recs))
     w = c.tracer_close_window(0, 1000)
     assert w["kernel_count"] == 5
     assert w["kernel_ns"] == 100 + 100 + 10 + 100 + 50  # = 360: concurrent kernels each count in full
@@ -154,14 +154,14 @@ def test_busy_time_is_the_union_of_kernel_intervals_per_device(c):
 
 
 def test_busy_time_is_clipped_at_the_window_end(c):
-    c.activity_decode_for_test(kernel(c, "tail", 900, 1100))
+    c.testing.decode(kernel(c, "tail", 900, 1100))
     w = c.tracer_close_window(0, 1000)
     # starts inside [0,1000): kernel_ns is its full 200, busy only its part before 1000 -> 100, idle 900
     assert (w["kernel_ns"], w["busy_ns"], w["idle_ns"]) == (200, {0: 100}, {0: 900})
 
 
 def test_idle_device_shows_the_whole_window_idle(c):
-    c.activity_decode_for_test(kernel(c, "early", 10, 20, device=1) + kernel(c, "late", 1010, 1030, device=0))
+    c.testing.decode(kernel(c, "early", 10, 20, device=1) + kernel(c, "late", 1010, 1030, device=0))
     c.tracer_close_window(0, 1000)
     w = c.tracer_close_window(1000, 2000)
     # device 1 was seen before: idle for all of [1000,2000); device 0 busy 20 -> idle 980
@@ -172,7 +172,7 @@ def test_idle_device_shows_the_whole_window_idle(c):
 def test_window_boundaries_before_inside_after(c):
     recs = [kernel(c, "before", 50, 60), kernel(c, "at_start", 100, 110), kernel(c, "inside", 199, 230),
             kernel(c, "at_end", 200, 210), kernel(c, "after", 250, 260)]
-    c.activity_decode_for_test(b"".join(recs))
+    c.testing.decode(b"".join(recs))
     w1 = c.tracer_close_window(100, 200, keep_records=True)
     # [100,200): at_start (10) and inside (31) start in it; before is discarded; at_end/after wait
     assert sorted(r["name"] for r in w1["records"]) == ["at_start", "inside"]
@@ -187,16 +187,16 @@ def test_window_boundaries_before_inside_after(c):
 
 
 def test_records_are_none_unless_asked(c):
-    c.activity_decode_for_test(kernel(c, "k", 10, 20))
+    c.testing.decode(kernel(c, "k", 10, 20))
     assert c.tracer_close_window(0, 100)["records"] is None
 
 
 def test_memcpy_and_memset_in_window(c):
-    recs = [c.activity_make_memcpy_record(1 << 20, 100, 300, copy_kind=1),
-            c.activity_make_memcpy_record(4096, 400, 450, copy_kind=2),
-            c.activity_make_memset_record(256, 500, 510),
-            c.activity_make_memcpy_record(999, 2000, 2100)]  # after the window: stays pending
-    c.activity_decode_for_test(b"".join(recs))
+    recs = [c.testing.make_memcpy_record(1 << 20, 100, 300, copy_kind=1),
+            c.testing.make_memcpy_record(4096, 400, 450, copy_kind=2),
+            c.testing.make_memset_record(256, 500, 510),
+            c.testing.make_memcpy_record(999, 2000, 2100)]  # after the window: stays pending
+    c.testing.decode(b"".join(recs))
     w = c.tracer_close_window(0, 1000)
     # memcpy: 2 copies, 1048576 + 4096 = 1052672 bytes, 200 + 50 = 250 ns; memset: 1, 256 bytes, 10 ns
     assert (w["memcpy_count"], w["memcpy_bytes"], w["memcpy_ns"]) == (2, 1052672, 250)
@@ -206,8 +206,8 @@ def test_memcpy_and_memset_in_window(c):
 
 
 def test_pending_records_are_capped_and_drops_counted(c):
-    c.activity_set_limits_for_test(max_pending_records=3)
-    c.activity_decode_for_test(b"".join(kernel(c, f"k{i}", 10 * i, 10 * i + 5) for i in range(5)))
+    c.testing.set_limits(max_pending_records=3)
+    c.testing.decode(b"".join(kernel(c, f"k{i}", 10 * i, 10 * i + 5) for i in range(5)))
     st = c.tracer_stats()
     assert st["pending_dropped"] == 2 and st["pending_records"] == 3
     assert c.tracer_close_window(0, 1000)["kernel_count"] == 3
@@ -216,8 +216,8 @@ def test_pending_records_are_capped_and_drops_counted(c):
 
 
 def test_window_records_are_capped_and_truncation_counted(c):
-    c.activity_set_limits_for_test(max_window_records=2)
-    c.activity_decode_for_test(b"".join(kernel(c, "k", 10 * i, 10 * i + 5) for i in range(5)))
+    c.testing.set_limits(max_window_records=2)
+    c.testing.decode(b"".join(kernel(c, "k", 10 * i, 10 * i + 5) for i in range(5)))
     w = c.tracer_close_window(0, 1000, keep_records=True)
     assert len(w["records"]) == 2 and w["records_truncated"] == 3
     assert w["kernel_count"] == 5  # the sums still cover every kernel
@@ -228,12 +228,12 @@ def test_window_records_are_capped_and_truncation_counted(c):
 
 def test_library_flops_reach_the_kernel_through_the_registry(c):
     flops = 2.0 * 64 * 128 * 256  # 2*M*N*K = 4194304
-    call_id = c.activity_record_libcall_for_test(thread_id=11, stream=0, flops=flops, precision="bf16")
-    assert c.activity_bind_launch_for_test(thread_id=11, stream=0, correlation_id=77) == call_id
+    call_id = c.testing.libcall_record(thread_id=11, stream=0, flops=flops, precision="bf16")
+    assert c.testing.libcall_bind_launch(thread_id=11, stream=0, correlation_id=77) == call_id
     recs = [kernel(c, "gemm", 100, 300, correlation_id=77),
             kernel(c, "gemm", 400, 600, correlation_id=77),  # same launch (graph-like): the call is taken once
             kernel(c, "relu", 300, 350, correlation_id=78)]
-    c.activity_decode_for_test(b"".join(recs))
+    c.testing.decode(b"".join(recs))
     w = c.tracer_close_window(0, 1000, keep_records=True)
     assert w["library_flops"] == {"bf16": flops}
     assert w["library_kernel_count"] == 1
@@ -248,21 +248,222 @@ def test_library_flops_reach_the_kernel_through_the_registry(c):
 
 
 def test_library_call_on_another_stream_does_not_bind(c):
-    c.activity_record_libcall_for_test(thread_id=5, stream=0xA, flops=10.0, precision="fp32")
-    assert c.activity_bind_launch_for_test(thread_id=5, stream=0xB, correlation_id=3) == 0
-    c.activity_decode_for_test(kernel(c, "k", 10, 20, correlation_id=3))
+    c.testing.libcall_record(thread_id=5, stream=0xA, flops=10.0, precision="fp32")
+    assert c.testing.libcall_bind_launch(thread_id=5, stream=0xB, correlation_id=3) == 0
+    c.testing.decode(kernel(c, "k", 10, 20, correlation_id=3))
     w = c.tracer_close_window(0, 100)
     assert w["library_flops"] == {} and w["uncounted_kernel_ns"] == 10
 
 
 def test_kernel_with_calls_of_two_precisions_reads_mixed(c):
     for corr, prec in ((1, "bf16"), (2, "fp32")):
-        c.activity_record_libcall_for_test(thread_id=9, stream=0, flops=100.0, precision=prec)
-        c.activity_bind_launch_for_test(thread_id=9, stream=0, correlation_id=corr)
-    c.activity_decode_for_test(kernel(c, "g", 0, 10, correlation_id=1) + kernel(c, "g", 20, 30, correlation_id=2))
+        c.testing.libcall_record(thread_id=9, stream=0, flops=100.0, precision=prec)
+        c.testing.libcall_bind_launch(thread_id=9, stream=0, correlation_id=corr)
+    c.testing.decode(kernel(c, "g", 0, 10, correlation_id=1) + kernel(c, "g", 20, 30, correlation_id=2))
     (row,) = c.tracer_kernel_table(0)
     assert (row["precision"], row["library_flops"], row["library_calls"]) == ("mixed", 200.0, 2)
     assert c.tracer_close_window(0, 100)["library_flops"] == {"bf16": 100.0, "fp32": 100.0}
+
+
+# ---------------------------------------------------------------- bindings that must be released (issue 15, certain 5)
+
+
+def test_registry_evicts_the_oldest_binding_at_the_cap(c):
+    # Cap 2, bindings made in the order 30, 10, 20 (ids chosen so that hash order differs from binding order):
+    # the third binding evicts the first one made (30), whatever unordered_map's begin() is.
+    c.testing.libcall_set_max_bound(2)
+    for corr in (30, 10, 20):
+        c.testing.libcall_record(thread_id=21, stream=0, flops=1.0, precision="fp32")
+        assert c.testing.libcall_bind_launch(thread_id=21, stream=0, correlation_id=corr) != 0
+    assert c.testing.libcall_take(30) is None
+    assert c.testing.libcall_take(10) is not None and c.testing.libcall_take(20) is not None
+    assert c.hooks_stats()["dropped"] == 1  # one eviction: 3 bound - cap 2
+
+
+def test_taking_a_binding_keeps_the_eviction_order(c):
+    # Bind 1, 2; take 1 (its kernel arrived); bind 3 and 4 at cap 2: 3 fits beside 2, then 4 evicts 2 (oldest left).
+    c.testing.libcall_set_max_bound(2)
+    for corr in (1, 2):
+        c.testing.libcall_record(thread_id=22, flops=1.0)
+        c.testing.libcall_bind_launch(thread_id=22, stream=0, correlation_id=corr)
+    assert c.testing.libcall_take(1) is not None
+    for corr in (3, 4):
+        c.testing.libcall_record(thread_id=22, flops=1.0)
+        c.testing.libcall_bind_launch(thread_id=22, stream=0, correlation_id=corr)
+    assert c.testing.libcall_take(2) is None
+    assert c.testing.libcall_take(3) is not None and c.testing.libcall_take(4) is not None
+
+
+def test_record_without_timestamps_still_takes_its_binding(c):
+    c.testing.libcall_record(thread_id=23, stream=0, flops=8.0, precision="fp16")
+    c.testing.libcall_bind_launch(thread_id=23, stream=0, correlation_id=55)
+    assert c.hooks_stats()["waiting"] == 1
+    c.testing.decode(kernel(c, "untimed", 0, 0, correlation_id=55))  # start = end = 0: CUPTI could not time it
+    st = c.tracer_stats()
+    assert st["no_timestamp_records"] == 1 and st["library_calls_untimed"] == 1
+    assert c.hooks_stats()["waiting"] == 0  # released, not leaked
+    assert c.tracer_close_window(0, 100)["library_flops"] == {}  # and not counted: no time to put it on
+
+
+# ---------------------------------------------------------------- the buffer pool (issue 15, certain 4)
+
+
+def test_buffer_pool_ignores_buffers_it_never_allocated(c):
+    pool = c.testing.BufferPool(buffer_bytes=1 << 16, max_buffers=2)
+    a = pool.acquire()
+    assert a != 0
+    assert pool.release_foreign() is False  # another client's buffer: neither kept for reuse nor freed
+    assert pool.release(a) is True
+    assert pool.release(a) is False  # returned twice: the second is not ours any more
+    st = pool.stats()
+    assert (st["allocated"], st["in_use"], st["foreign"]) == (1, 0, 2)
+    assert pool.acquire() == a  # the free list holds only our own buffer
+
+
+def test_foreign_completed_buffer_is_neither_decoded_nor_freed(c):
+    rec = kernel(c, "theirs", 10, 20)
+    c.testing.complete_buffer(rec, from_pool=False)
+    st = c.tracer_stats()
+    assert st["foreign_buffers"] == 1 and st["kernel_records"] == 0
+    c.testing.complete_buffer(kernel(c, "ours", 10, 20), from_pool=True)
+    st = c.tracer_stats()
+    assert st["kernel_records"] == 1 and st["buffers_completed"] == 1
+    assert [r["name"] for r in c.tracer_kernel_table(0)] == ["ours"]
+
+
+# ---------------------------------------------------------------- the tracer's lifecycle against a fake CUPTI
+
+
+@pytest.fixture
+def fake(c):
+    """A recording fake of CUPTI's activity API under the process tracer (a driver reported, every call succeeds)."""
+    if c.tracer_active():
+        pytest.skip("the real tracer is running in this process; the fake goes in only while it is stopped")
+    f = c.testing.FakeCupti()
+    f.install()
+    try:
+        yield f
+    finally:
+        c.tracer_stop()
+        c.testing.FakeCupti.uninstall()
+
+
+def _count(calls, name):
+    return sum(1 for x in calls if x == name or x.startswith(name + "("))
+
+
+def test_buffer_callbacks_are_registered_at_every_start(c, fake):
+    # Another client (Kineto re-registers at every enable) may take the callbacks between our stop and next start.
+    assert c.tracer_start()["ok"] is True
+    c.tracer_stop()
+    assert c.tracer_start()["ok"] is True
+    c.tracer_stop()
+    assert _count(fake.calls, "register_buffer_callbacks") == 2  # two starts, two registrations
+
+
+def test_monotonic_timestamp_callback_comes_before_any_kind(c, fake):
+    import time
+
+    assert c.tracer_start()["ok"] is True
+    calls = fake.calls
+    ts = calls.index("register_timestamp_callback")
+    first_kind = min(i for i, x in enumerate(calls) if x.startswith("enable_kind("))
+    assert ts < first_kind  # cupti_activity.h: register it before enabling any activity kind
+    # The tracer's clock is then CLOCK_MONOTONIC, Python's time.monotonic_ns (the fake's CUPTI clock reads 1000).
+    before = time.monotonic_ns()
+    now = c.tracer_now_ns()
+    assert before <= now <= time.monotonic_ns()
+    assert c.tracer_stats()["clock"] == "monotonic"
+    c.tracer_stop()
+    fake.clear()
+    fake.fail("register_timestamp_callback", 1)  # refused: CUPTI's default clock stays, and the status says so
+    st = c.tracer_start()
+    assert st["ok"] is True and "cuptiActivityRegisterTimestampCallback" in st["message"]
+    assert c.tracer_stats()["clock"] == "cupti" and c.tracer_now_ns() == 1000  # the fake's CUPTI clock
+
+
+def test_api_records_only_on_request(c, fake):
+    # The per-launch runtime/driver API records only serve external correlation: off by default.
+    assert c.tracer_start()["ok"] is True
+    assert _count(fake.calls, "enable_api_record") == 0
+    ext_kind = 39  # CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION = 39 (cupti_activity.h, CUDA 13.0)
+    assert f"enable_kind({ext_kind},1)" not in fake.calls
+    c.tracer_stop()
+    fake.clear()
+    st = c.tracer_start(external_correlation=True)
+    assert st["ok"] is True and "external correlation" in st["message"]
+    # 10 runtime + 8 driver launch entry points (activity.cpp kRuntimeLaunchCbids / kDriverLaunchCbids)
+    assert _count(fake.calls, "enable_api_record") == 10 + 8
+    assert f"enable_kind({ext_kind},1)" in fake.calls
+    c.tracer_stop()
+    assert sum(1 for x in fake.calls if x.startswith("enable_api_record(") and x.endswith(",0)")) == 18  # undone
+
+
+def test_per_step_flush_is_not_forced_only_stop_forces(c, fake):
+    t = KernelTracer()
+    assert t.start() is True
+    fake.clear()
+    t.flush()
+    t.close_window(0, 10)
+    assert fake.calls == ["flush_all(0)", "flush_all(0)"]  # flush + the flush inside close_window
+    fake.clear()
+    t.stop()
+    assert fake.calls.count("flush_all(1)") == 2  # before and after disabling the kinds
+    assert "flush_all(0)" not in fake.calls
+
+
+def test_failed_registration_rolls_back_and_reports_the_call(c, fake):
+    fake.fail("register_buffer_callbacks", 1)  # CUPTI_ERROR_INVALID_PARAMETER
+    st = c.tracer_start()
+    assert st["ok"] is False and st["code"] == 1
+    assert "cuptiActivityRegisterCallbacks" in st["message"] and "activity.cpp" in st["message"]
+    assert "unsubscribe" in fake.calls and c.tracer_active() is False
+
+
+def test_a_failed_flush_is_logged_and_tracing_goes_on(c, fake):
+    assert c.tracer_start()["ok"] is True
+    fake.fail("flush_all", 1)  # CUPTI_ERROR_INVALID_PARAMETER
+    c.tracer_flush()  # while collecting: log and count, never raise into the training loop
+    st = c.tracer_stats()
+    assert st["callback_errors"] == 1 and st["active"] is True
+    assert "cuptiActivityFlushAll" in st["last_error"] and "activity.cpp" in st["last_error"]
+
+
+def test_a_new_profile_starts_with_an_empty_aggregator(c, fake):
+    # Issue 15 certain 6: a second profile in the same process must not report the first one's kernels (nor pyprof's
+    # own peak kernels traced under enable_early).
+    c.testing.decode(kernel(c, "earlier_profile", 10, 20))
+    assert [r["name"] for r in c.tracer_kernel_table(0)] == ["earlier_profile"]
+    t = KernelTracer()
+    assert t.start() is True
+    try:
+        assert t.kernel_table(0) == []
+        c.testing.decode(kernel(c, "this_profile", 30, 40))
+        assert [r.name for r in t.kernel_table(0)] == ["this_profile"]
+    finally:
+        t.stop()
+
+
+def test_native_rejects_a_libcupti_of_another_major_version():
+    from pyprof import _native
+
+    assert _native.cupti_major_version("/opt/x/nvidia/cuda_cupti/lib/libcupti.so.12") == 12
+    assert _native.cupti_major_version("/usr/local/cuda/lib64/libcupti.so.13.0.48") == 13
+    assert _native.cupti_major_version("/nowhere/libcupti.so") is None  # unversioned and not loaded: unknown
+
+
+def test_native_refuses_to_load_beside_another_cupti(monkeypatch):
+    from pyprof import _native
+
+    monkeypatch.setattr(_native, "loaded_cupti", lambda: "/site/nvidia/cuda_cupti/lib/libcupti.so.12")
+    with pytest.raises(ImportError, match=r"libcupti major version 12 .* needs libcupti\.so\.13"):
+        _native._share_framework_cupti()
+    _native.load_cuda.cache_clear()
+    try:
+        mod, reason = _native.load_cuda()
+        assert mod is None and "libcupti major version 12" in reason and "cu130" in reason
+    finally:
+        _native.load_cuda.cache_clear()  # the next caller loads for real again
 
 
 # ---------------------------------------------------------------- starting without a GPU
@@ -326,12 +527,12 @@ def test_cupti_busy_warning_is_issued_once(monkeypatch):
 
 def test_kernel_tracer_windows_and_table_in_seconds(c):
     flops = 2.0 * 1024**3  # 2*M*N*K for 1024^3 = 2147483648
-    c.activity_record_libcall_for_test(thread_id=1, stream=0, flops=flops, precision="fp16")
-    c.activity_bind_launch_for_test(thread_id=1, stream=0, correlation_id=10)
-    c.activity_decode_for_test(b"".join([
+    c.testing.libcall_record(thread_id=1, stream=0, flops=flops, precision="fp16")
+    c.testing.libcall_bind_launch(thread_id=1, stream=0, correlation_id=10)
+    c.testing.decode(b"".join([
         kernel(c, "gemm", 1_000_000, 3_000_000, correlation_id=10, grid=(8, 8, 1), block=(128, 1, 1)),
         kernel(c, "relu", 3_000_000, 3_500_000),
-        c.activity_make_memcpy_record(2048, 3_500_000, 4_000_000),
+        c.testing.make_memcpy_record(2048, 3_500_000, 4_000_000),
     ]))
     t = KernelTracer()
     w = t.close_window(0, 10_000_000, keep_records=True)
@@ -364,7 +565,7 @@ def live():
     if not t.start():
         pytest.skip(f"tracer did not start: {t.reason}")
     t.flush()
-    _cuda.activity_reset_for_test()
+    _cuda.testing.reset()
     yield t
     t.stop()
 
@@ -472,3 +673,40 @@ def test_gpu_tracer_sees_cupy_kernels(live):
     cp.cuda.Device().synchronize()
     w = live.close_window(start_ns, live.now_ns(), keep_records=True)
     assert any("cupy" in k["name"] for k in w.kernels)
+
+
+@pytest.mark.gpu
+def test_gpu_records_are_on_the_monotonic_clock(live):
+    # Issue 15 likely 4: with the timestamp callback, kernel records carry CLOCK_MONOTONIC (time.monotonic_ns) time.
+    import time
+
+    import torch
+
+    x = torch.ones(1 << 20, device="cuda")
+    torch.cuda.synchronize()
+    t0 = time.monotonic_ns()
+    x.mul_(2.0)
+    torch.cuda.synchronize()
+    t1 = time.monotonic_ns()
+    assert live.stats()["clock"] == "monotonic"
+    w = live.close_window(t0, t1, keep_records=True)
+    assert w.kernel_count >= 1, live.stats()
+    assert all(t0 <= k["start_ns"] <= k["end_ns"] <= t1 for k in w.kernels)
+
+
+@pytest.mark.gpu
+def test_gpu_tracer_restarts_and_sees_kernels_again():
+    # Issue 15 certain 4 on the real CUPTI: callbacks registered again at the second start, records still arrive.
+    torch = pytest.importorskip("torch")
+    x = torch.ones(1 << 16, device="cuda")
+    for _ in range(2):
+        t = KernelTracer()
+        if not t.start():
+            pytest.skip(f"tracer did not start: {t.reason}")
+        try:
+            t0 = t.now_ns()
+            x.add_(1.0)
+            torch.cuda.synchronize()
+            assert t.close_window(t0, t.now_ns()).kernel_count >= 1, t.stats()
+        finally:
+            t.stop()

@@ -355,3 +355,157 @@ def test_step_mode_equals_kernel_mode_on_a_repeated_step():
     assert r.executed_flops == pytest.approx(kernel.executed_flops, rel=0.01)
     for p in ("tensor_bf16", "fp32"):
         assert r.flops_by_precision[p] == pytest.approx(kernel.flops_by_precision[p], rel=0.01)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Range Profiler pass bookkeeping and image sizing (pure C++, through pyprof._C_cuda.testing)
+
+
+@needs_cuda_part
+def test_step_mode_passes_stops_pass_index_to_the_next_set_config():
+    # Application replay (issue 15, likely 1): Stop reports the pass the *next* Start must collect; SetConfig gets it.
+    # A 3-pass set: passes 0, 1, 2, then all submitted.
+    b = C.testing.PassBookkeeper("step")
+    assert b.before_start() == (0, 1)  # first pass: passIndex 0, targetNestingLevel = minNestingLevel = 1
+    b.after_stop(1, 1, False)
+    assert b.before_start() == (1, 1)  # not pass 0 again: that was the defect (the set never completed)
+    b.after_stop(2, 1, False)
+    assert b.before_start() == (2, 1)
+    b.after_stop(3, 1, True)
+    assert b.all_passes_submitted and b.passes_submitted == 3
+    b.after_decode()  # a new collection starts from pass 0
+    assert b.before_start() == (0, 1) and not b.all_passes_submitted
+
+
+@needs_cuda_part
+def test_step_mode_refuses_a_pass_index_going_backwards():
+    b = C.testing.PassBookkeeper("step")
+    b.before_start()
+    b.after_stop(2, 1, False)
+    b.before_start()
+    with pytest.raises(Exception, match="pass 1 after pass 2"):
+        b.after_stop(1, 1, False)
+
+
+@needs_cuda_part
+def test_kernel_mode_sets_the_config_once_per_image():
+    b = C.testing.PassBookkeeper("kernel")
+    assert b.before_start() == (0, 1)
+    b.after_stop(0, 1, True)  # kernel replay: CUPTI runs every pass of each kernel itself
+    assert b.before_start() is None  # same image, same configuration
+    b.after_decode()  # decoded at the stop and re-initialized: configure the fresh image
+    assert b.before_start() == (0, 1)
+
+
+@needs_cuda_part
+def test_counter_image_grows_from_the_ranges_it_dropped():
+    nm = C.testing.next_max_ranges
+    assert nm(2048, 2048, 0) == 2048  # nothing dropped: unchanged
+    # 2048 decoded + 952 dropped = 3000 kernels launched; doubled: 6000
+    assert nm(2048, 2048, 952) == 6000
+    assert nm(40000, 40000, 1) == 65536  # 2 * 40001 > cap: the cap, 1 << 16
+    assert nm(65536, 65536, 10) == 65536  # never past the cap
+
+
+@needs_cuda_part
+def test_range_profiler_rejects_max_ranges_over_the_cap():
+    with pytest.raises(ValueError, match="at most 65536"):
+        C.RangeProfiler(0, ["smsp__inst_executed.sum"], "kernel", 1 << 17)
+
+
+class _FakeRangeProfiler:
+    """Stands in for pyprof._C_cuda.RangeProfiler where only the driving code is under test."""
+
+    max_ranges = 2048
+
+    def __init__(self):
+        self.reserved = []
+
+    def reserve_ranges(self, n):
+        self.reserved.append(n)
+
+
+def test_kernel_mode_sizes_the_next_image_between_steps_only():
+    s = gc.CounterSession("kernel")
+    s._profiler, s._active = _FakeRangeProfiler(), True
+    s.reserve_ranges(5000)  # e.g. the kernels the tracer saw in the last step
+    assert s._profiler.reserved == [5000]
+    s._in_step = True
+    s.reserve_ranges(7000)  # mid-step: the image is in use
+    assert s._profiler.reserved == [5000]
+    step = gc.CounterSession("step")
+    step._profiler, step._active = _FakeRangeProfiler(), True
+    step.reserve_ranges(5000)  # step mode has one range per step: nothing to size
+    assert step._profiler.reserved == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPU: the Range Profiler's image handling (issue 15, likely 1 and 2). Unverified until a GPU runs them.
+
+_FFMA = gc.simt_metric("ffma") + ".sum"
+
+
+def _range_profiler_or_skip(mode, max_ranges):
+    try:
+        return C.RangeProfiler(0, [_FFMA], mode, max_ranges)
+    except C.CounterPermissionError as e:
+        pytest.skip(str(e))
+
+
+def _one_kernel_ops(n):
+    """n elementwise ops on a contiguous tensor: n kernels, one each."""
+    import torch
+
+    x = torch.ones(1 << 16, device="cuda")
+    torch.cuda.synchronize()
+    return lambda: [x.add_(1.0) for _ in range(n)]
+
+
+@pytest.mark.gpu
+def test_gpu_kernel_mode_stop_start_within_a_step_loses_no_ranges():
+    import torch
+
+    three, one, two = _one_kernel_ops(3), _one_kernel_ops(1), _one_kernel_ops(2)
+    rp = _range_profiler_or_skip("kernel", 64)
+    try:
+        rp.start()
+        three()
+        torch.cuda.synchronize()
+        rp.stop()  # as the NCCL exclusion does mid-step
+        one()  # excluded: runs outside replay
+        rp.start()
+        two()
+        torch.cuda.synchronize()
+        rp.stop()
+        d = rp.decode()
+    finally:
+        rp.close()
+    assert d["total_ranges"] == 3 + 2 and len(d["ranges"]) == 5, d  # 3 before the pause + 2 after
+    assert d["dropped_ranges"] == 0
+
+
+@pytest.mark.gpu
+def test_gpu_kernel_mode_image_grows_after_dropping_ranges():
+    import torch
+
+    ten = _one_kernel_ops(10)
+    rp = _range_profiler_or_skip("kernel", 4)
+    try:
+        rp.start()
+        ten()
+        torch.cuda.synchronize()
+        rp.stop()
+        first = rp.decode()
+        grown = rp.max_ranges
+        rp.start()
+        ten()
+        torch.cuda.synchronize()
+        rp.stop()
+        second = rp.decode(first["total_ranges"])
+    finally:
+        rp.close()
+    print(f"first: {first['total_ranges']} ranges, {first['dropped_ranges']} dropped; image grew to {grown}")
+    assert first["dropped_ranges"] == 10 - 4  # an image of 4 ranges, 10 kernels
+    assert grown == 20  # next_max_ranges(4, 4, 6): max(4, 4 + 6) * 2
+    assert len(second["ranges"]) == 10 and second["dropped_ranges"] == first["dropped_ranges"]  # none lost
+

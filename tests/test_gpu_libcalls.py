@@ -405,14 +405,14 @@ def test_cudnn_non_compute_and_malformed_rejected():
 
 # -------------------------------------------------------------------------------------------------- callback bodies
 def test_callback_body_counts_records_and_keeps_failures():
-    C.libcall_clear_for_test()
+    C.testing.libcall_clear()
     before = C.hooks_stats()
-    C.hooks_feed_for_test("cublasLt", "cublasLtSSSMatmul", REAL_TF32_1000)
-    C.hooks_feed_for_test("cublasLt", "cublasLtMatmul", REAL_LT13_API_MATMUL)  # API-level form: neither call nor failure
-    C.hooks_feed_for_test("cublasLt", "cublasLtMatrixLayoutCreate", REAL_LT13_LAYOUT_CREATE)
-    C.hooks_feed_for_test("cublasLt", "cublasLtMatmul", "Adesc=[type=R_16F rows=x cols=1 ld=1] Ddesc=[]")
-    C.hooks_feed_for_test("cudnn", "", REAL_CUDNN8_CONV_FWD, 0x1234)
-    C.hooks_feed_for_test("cudnn", "", "cuDNN (v91002) function cudnnBackendExecute() called:\n    handle: x;\n")
+    C.testing.hooks_feed("cublasLt", "cublasLtSSSMatmul", REAL_TF32_1000)
+    C.testing.hooks_feed("cublasLt", "cublasLtMatmul", REAL_LT13_API_MATMUL)  # API-level form: neither call nor failure
+    C.testing.hooks_feed("cublasLt", "cublasLtMatrixLayoutCreate", REAL_LT13_LAYOUT_CREATE)
+    C.testing.hooks_feed("cublasLt", "cublasLtMatmul", "Adesc=[type=R_16F rows=x cols=1 ld=1] Ddesc=[]")
+    C.testing.hooks_feed("cudnn", "", REAL_CUDNN8_CONV_FWD, 0x1234)
+    C.testing.hooks_feed("cudnn", "", "cuDNN (v91002) function cudnnBackendExecute() called:\n    handle: x;\n")
     after = C.hooks_stats()
     assert after["calls_by_library"]["cublasLt"] - before["calls_by_library"]["cublasLt"] == 1
     assert after["calls_by_library"]["cudnn"] - before["calls_by_library"]["cudnn"] == 1
@@ -422,42 +422,42 @@ def test_callback_body_counts_records_and_keeps_failures():
     # Both parsed calls were recorded on this thread; the conv replaced the matmul (one pending call per thread).
     assert after["calls"] == 2 and after["unbound"] == 1 and after["pending"] == 1
     tid = C.current_thread_id()
-    assert C.libcall_bind_launch_for_test(tid, 0x1234, 900) != 0
-    conv = C.libcall_take_for_test(900)
+    assert C.testing.libcall_bind_launch(tid, 0x1234, 900) != 0
+    conv = C.testing.libcall_take(900)
     assert conv["op"] == "conv_fwd" and conv["thread_id"] == tid
     assert conv["stream"] == 0x1234  # the log printed streamId=(nil); the callback's stream fills it in
 
 
 # ---------------------------------------------------------------------------------------------------------- registry
 def test_registry_binds_next_launch_on_same_thread():
-    C.libcall_clear_for_test()
-    call_id = C.libcall_record_for_test(thread_id=11, stream=5, m=2048, n=32, k=1024)
-    assert C.libcall_bind_launch_for_test(12, 5, 100) == 0  # another thread's launch
-    assert C.libcall_bind_launch_for_test(11, 5, 101) == call_id
-    assert C.libcall_bind_launch_for_test(11, 5, 102) == 0  # already bound: the next launch gets nothing
-    taken = C.libcall_take_for_test(101)
+    C.testing.libcall_clear()
+    call_id = C.testing.libcall_record(thread_id=11, stream=5, m=2048, n=32, k=1024)
+    assert C.testing.libcall_bind_launch(12, 5, 100) == 0  # another thread's launch
+    assert C.testing.libcall_bind_launch(11, 5, 101) == call_id
+    assert C.testing.libcall_bind_launch(11, 5, 102) == 0  # already bound: the next launch gets nothing
+    taken = C.testing.libcall_take(101)
     assert (taken["m"], taken["n"], taken["k"]) == (2048, 32, 1024)
     assert taken["flops"] == 134217728  # 2*2048*32*1024 = 134217728
-    assert C.libcall_take_for_test(101) is None  # take removes
+    assert C.testing.libcall_take(101) is None  # take removes
     s = C.hooks_stats()
     assert (s["calls"], s["bound"], s["unbound"], s["pending"], s["waiting"]) == (1, 1, 0, 0, 0)
 
 
 def test_registry_stream_mismatch_not_bound_and_unknown_stream_binds():
-    C.libcall_clear_for_test()
-    a = C.libcall_record_for_test(thread_id=13, stream=7)
-    assert C.libcall_bind_launch_for_test(13, 8, 200) == 0
-    assert C.libcall_bind_launch_for_test(13, 7, 201) == a
-    b = C.libcall_record_for_test(thread_id=13, stream=0)  # stream not printed: binds any stream
-    assert C.libcall_bind_launch_for_test(13, 9, 202) == b
+    C.testing.libcall_clear()
+    a = C.testing.libcall_record(thread_id=13, stream=7)
+    assert C.testing.libcall_bind_launch(13, 8, 200) == 0
+    assert C.testing.libcall_bind_launch(13, 7, 201) == a
+    b = C.testing.libcall_record(thread_id=13, stream=0)  # stream not printed: binds any stream
+    assert C.testing.libcall_bind_launch(13, 9, 202) == b
 
 
 def test_registry_replacement_counted_unbound():
-    C.libcall_clear_for_test()
-    C.libcall_record_for_test(thread_id=14, m=1)
-    second = C.libcall_record_for_test(thread_id=14, m=2)
-    assert C.libcall_bind_launch_for_test(14, 0, 300) == second
-    assert C.libcall_take_for_test(300)["m"] == 2
+    C.testing.libcall_clear()
+    C.testing.libcall_record(thread_id=14, m=1)
+    second = C.testing.libcall_record(thread_id=14, m=2)
+    assert C.testing.libcall_bind_launch(14, 0, 300) == second
+    assert C.testing.libcall_take(300)["m"] == 2
     s = C.hooks_stats()
     assert (s["calls"], s["unbound"], s["bound"]) == (2, 1, 1)
 
@@ -524,7 +524,7 @@ def test_precisions_order():
 # --------------------------------------------------------------------------------------------------------------- GPU
 def _take_last_call_on_this_thread(correlation_id: int):
     """The call the hooks recorded last on this thread (pending: no tracer is binding in these tests)."""
-    return C.libcall_take_for_test(correlation_id) if C.libcall_bind_launch_for_test(
+    return C.testing.libcall_take(correlation_id) if C.testing.libcall_bind_launch(
         C.current_thread_id(), 0, correlation_id) else None
 
 
@@ -533,7 +533,7 @@ def hooks():
     status = libcalls.install_hooks()
     if not status["cublasLt"].startswith("installed"):
         pytest.fail(f"cuBLASLt hook not installed: {status}")
-    C.libcall_clear_for_test()
+    C.testing.libcall_clear()
     yield status
     libcalls.uninstall_hooks()
 
@@ -621,12 +621,12 @@ def test_gpu_conv2d_forward_backward(hooks):
 
 def test_library_flops_drain_per_step_without_the_tracer():
     """Without the kernel tracer nothing binds; a step's library FLOPs are the recorded totals' difference."""
-    C.libcall_clear_for_test()
+    C.testing.libcall_clear()
     libcalls.drain_flops_by_precision()  # start from the cleared totals
-    C.hooks_feed_for_test("cublasLt", "cublasLtSSSMatmul", REAL_TF32_1000)
-    C.hooks_feed_for_test("cublasLt", "cublasLtSSSMatmul", REAL_TF32_1000)
+    C.testing.hooks_feed("cublasLt", "cublasLtSSSMatmul", REAL_TF32_1000)
+    C.testing.hooks_feed("cublasLt", "cublasLtSSSMatmul", REAL_TF32_1000)
     # two TF32 1000^3 GEMMs: 2 x 2*1000*1000*1000 = 4e9
     assert libcalls.drain_flops_by_precision() == {"tf32": 4e9}
     assert libcalls.drain_flops_by_precision() == {}  # nothing new since
-    C.libcall_clear_for_test()
+    C.testing.libcall_clear()
     libcalls.drain_flops_by_precision()

@@ -109,13 +109,40 @@ def test_pm_config_unknown_chip_errors():
 
 @needs_cuda_part
 def test_pm_sample_ring_is_bounded_and_counts_drops():
-    ring = C._PmSampleRing(2)
+    ring = C.testing.PmSampleRing(2)
     for i in range(5):
         ring.push(i, i + 1, [float(i)])
     # capacity 2, 5 pushed: 5 - 2 = 3 oldest overwritten and counted; the newest two remain, in order
     assert ring.dropped == 3
     assert ring.drain() == [(3, 4, [3.0]), (4, 5, [4.0])]
     assert len(ring) == 0
+
+
+@needs_cuda_part
+def test_pm_sampling_and_range_profiler_never_share_a_device():
+    # Issue 15 likely 10: CUPTI documents neither on one device beside the other, so the second is refused with a
+    # message naming the holder and the fix; another device is free, and a released claim frees the device.
+    rp = C.testing.CounterClaim.acquire(3, "range_profiler")
+    assert not isinstance(rp, str)
+    try:
+        refusal = C.testing.CounterClaim.acquire(3, "pm_sampling")
+        assert isinstance(refusal, str)
+        assert "Range Profiler" in refusal and "device 3" in refusal and "stop" in refusal
+        other = C.testing.CounterClaim.acquire(4, "pm_sampling")
+        assert not isinstance(other, str)
+        other.release()
+    finally:
+        rp.release()
+    again = C.testing.CounterClaim.acquire(3, "pm_sampling")
+    assert not isinstance(again, str)
+    again.release()
+
+
+def test_pm_refusal_status_is_explained():
+    from pyprof.sources.cuda import pm
+
+    text = pm._explain("counters_in_use", "the Range Profiler holds device 0")
+    assert text.startswith("PM sampling refused") and "Range Profiler" in text
 
 
 @needs_cuda_part
@@ -447,3 +474,25 @@ def test_gpu_pm_session_tensor_ratio_during_bf16_matmul():
     assert len(busy) >= 50, st
     assert np.median(busy) > 0.3, np.median(busy)
     assert st["decoded"] >= len(s)
+
+
+@pytest.mark.gpu
+def test_gpu_range_profiler_and_pm_sampling_refuse_each_other():
+    # Issue 15 likely 10 on a real device: the second counter client is refused with the holder named.
+    import torch
+
+    from pyprof.sources.cuda import counters as gc
+
+    torch.ones(1, device="cuda")
+    try:
+        rp = C.RangeProfiler(0, [gc.simt_metric("ffma") + ".sum"], "step", 16)
+    except C.CounterPermissionError as e:
+        pytest.skip(str(e))
+    s = C.PmSampler(0, GH100_TRIAGE, interval_ns=2_000_000, max_samples=16)
+    try:
+        assert s.start() == "counters_in_use", s.stats()
+        assert "Range Profiler" in s.stats()["error"]
+    finally:
+        rp.close()
+    assert s.start() in ("running", "permission_denied"), s.stats()  # the device is free again
+    s.stop()

@@ -2,6 +2,7 @@
 
 #include <cuda.h>
 #include <cupti.h>
+#include <time.h>
 // cupti.h brings the generated_cuda*_meta.h params structs (they have no include guards: never include them again).
 
 #include <atomic>
@@ -163,33 +164,99 @@ void CUPTIAPI api_cb(void* /*userdata*/, CUpti_CallbackDomain domain, CUpti_Call
 }
 
 // Failure of a CUPTI call during start(): the status Python degrades on, with the call text and CUPTI's message.
-TracerStatus cupti_failure(const char* call, CUptiResult res, const char* file, int line) {
+TracerStatus failure_status(const CallFailure& f) {
   TracerStatus s;
   s.ok = false;
-  s.code = static_cast<int>(res);
-  s.message = cupti_error_text(call, res, file, line);
+  s.code = f.code;
+  s.message = f.text;
   return s;
 }
 
+// Telemetry and teardown failures (check.h's PYPROF_CUPTI_LOG sink): log, count and go on.
+void log_failure(const CallFailure& f) { ActivityTracer::instance().note_callback_error(f.text); }
+
+uint64_t CUPTIAPI monotonic_timestamp_cb() { return monotonic_clock_ns(); }
+
+// The real seam: CUPTI itself.
+class CuptiActivityVendor final : public ActivityVendor {
+ public:
+  int driver_version(std::string* error) override {
+    int v = 0;
+    const cudaError_t err = cudaDriverGetVersion(&v);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      if (error) *error = std::string("cudaDriverGetVersion failed (") + cudaGetErrorName(err) + ")";
+      return 0;
+    }
+    if (v == 0 && error) *error = "cudaDriverGetVersion reported none";
+    return v;
+  }
+  int subscribe(void** subscriber, std::string* holder) override {
+    CUpti_SubscriberHandle sub = nullptr;
+    char name[CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN + 1] = {0};
+    CUpti_SubscriberParams params{};
+    params.structSize = CUpti_SubscriberParams_STRUCT_SIZE;
+    params.subscriberName = "pyprof";
+    params.oldSubscriberName = name;
+    params.oldSubscriberSize = CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN;
+    const CUptiResult r = cuptiSubscribe_v2(&sub, api_cb, nullptr, &params);
+    *subscriber = sub;
+    if (holder) *holder = name;
+    return static_cast<int>(r);
+  }
+  int unsubscribe(void* subscriber) override {
+    return static_cast<int>(cuptiUnsubscribe(static_cast<CUpti_SubscriberHandle>(subscriber)));
+  }
+  int enable_callback(void* subscriber, int domain, uint32_t cbid, bool on) override {
+    return static_cast<int>(cuptiEnableCallback(on ? 1 : 0, static_cast<CUpti_SubscriberHandle>(subscriber),
+                                                static_cast<CUpti_CallbackDomain>(domain), cbid));
+  }
+  int register_buffer_callbacks() override {
+    return static_cast<int>(cuptiActivityRegisterCallbacks(buffer_requested_cb, buffer_completed_cb));
+  }
+  int register_timestamp_callback() override {
+    return static_cast<int>(cuptiActivityRegisterTimestampCallback(monotonic_timestamp_cb));
+  }
+  int enable_kind(int kind, bool on) override {
+    const auto k = static_cast<CUpti_ActivityKind>(kind);
+    return static_cast<int>(on ? cuptiActivityEnable(k) : cuptiActivityDisable(k));
+  }
+  int enable_api_record(int domain, uint32_t cbid, bool on) override {
+    return static_cast<int>(domain == CUPTI_CB_DOMAIN_RUNTIME_API ? cuptiActivityEnableRuntimeApi(cbid, on ? 1 : 0)
+                                                                  : cuptiActivityEnableDriverApi(cbid, on ? 1 : 0));
+  }
+  int flush_all(bool forced) override {
+    return static_cast<int>(cuptiActivityFlushAll(forced ? CUPTI_ACTIVITY_FLAG_FLUSH_FORCED : 0));
+  }
+  int timestamp(uint64_t* ns) override { return static_cast<int>(cuptiGetTimestamp(ns)); }
+};
+
+CUptiResult as_result(int code) { return static_cast<CUptiResult>(code); }
+
 }  // namespace
+
+std::unique_ptr<ActivityVendor> make_cupti_activity_vendor() { return std::make_unique<CuptiActivityVendor>(); }
+
+uint64_t monotonic_clock_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// A call through the vendor seam, named by the CUPTI call it stands for (check.h's text): logged, counted, go on.
+#define PYPROF_SEAM_LOG(expr, cupti_call)                                                                   \
+  do {                                                                                                      \
+    if (const auto pyprof_f_ = check_cupti(as_result(expr), cupti_call, __FILE__, __LINE__)) log_failure(*pyprof_f_); \
+  } while (0)
 
 // Setup: a failed call ends start() with a status (after rolling back) instead of an exception, so that the training
 // loop goes on without the tracer (STYLE.md habit 8).
-#define PYPROF_CUPTI_START(call)                                             \
-  do {                                                                       \
-    CUptiResult pyprof_res_ = (call);                                        \
-    if (pyprof_res_ != CUPTI_SUCCESS) {                                      \
-      disable_locked();                                                      \
-      return cupti_failure(#call, pyprof_res_, __FILE__, __LINE__);          \
-    }                                                                        \
-  } while (0)
-
-// Telemetry and teardown: log, count and go on.
-#define PYPROF_CUPTI_LOG(call)                                                                            \
-  do {                                                                                                    \
-    CUptiResult pyprof_res_ = (call);                                                                     \
-    if (pyprof_res_ != CUPTI_SUCCESS)                                                                     \
-      ActivityTracer::instance().note_callback_error(cupti_error_text(#call, pyprof_res_, __FILE__, __LINE__)); \
+#define PYPROF_CUPTI_START(call, text)                                                   \
+  do {                                                                                   \
+    if (const auto pyprof_f_ = check_cupti(as_result(call), text, __FILE__, __LINE__)) { \
+      disable_locked();                                                                  \
+      return failure_status(*pyprof_f_);                                                 \
+    }                                                                                    \
   } while (0)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -232,18 +299,28 @@ uint8_t* BufferPool::acquire() {
   return b;
 }
 
-void BufferPool::release(uint8_t* buffer) {
-  if (buffer == nullptr) return;
+bool BufferPool::owns(const uint8_t* buffer) const {
   std::lock_guard<std::mutex> lock(mu_);
-  in_use_.erase(buffer);
+  return in_use_.count(buffer) > 0;
+}
+
+bool BufferPool::release(uint8_t* buffer) {
+  if (buffer == nullptr) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (in_use_.erase(buffer) == 0) {
+    // Not ours (or already returned): freeing or reusing it would corrupt its owner's heap or ours.
+    ++stats_.foreign;
+    return false;
+  }
   stats_.in_use = in_use_.size();
   if (stale_.erase(buffer) > 0 || alive_ > max_buffers_) {
     // A buffer of an older size, or one over a lowered cap.
     std::free(buffer);
     --alive_;
-    return;
+    return true;
   }
   free_.push_back(buffer);
+  return true;
 }
 
 void BufferPool::trim() {
@@ -276,6 +353,10 @@ DecodeCounts decode_buffer(const uint8_t* buffer, size_t valid_bytes, RecordBatc
   for (;;) {
     const CUptiResult res = cuptiActivityGetNextRecord(buf, valid_bytes, &record);
     if (res == CUPTI_ERROR_MAX_LIMIT_REACHED) break;  // end of the valid part
+    // No record after a rejected one can be reached: the cursor is the previous record, and CUPTI does not say where
+    // the next one starts; its own loop stops on CUPTI_ERROR_INVALID_KIND ("incomplete or invalid", cupti_activity.h,
+    // cuptiActivityGetNextRecord). Incomplete records come only from a forced flush, which is why the tracer forces
+    // only at stop (flush()). The stop is counted (decode_errors) and named in last_error.
     if (res != CUPTI_SUCCESS) {
       c.error = true;
       c.error_message = cupti_error_text("cuptiActivityGetNextRecord", res, __FILE__, __LINE__);
@@ -356,6 +437,22 @@ DecodeCounts decode_buffer(const uint8_t* buffer, size_t valid_bytes, RecordBatc
 // ---------------------------------------------------------------------------------------------------------------
 // ActivityTracer
 
+ActivityTracer::ActivityTracer() : vendor_(make_cupti_activity_vendor()) {}
+
+void ActivityTracer::set_vendor(std::unique_ptr<ActivityVendor> vendor) {
+  std::lock_guard<std::mutex> lock(state_mu_);
+  if (active_) throw std::logic_error("ActivityTracer::set_vendor while tracing");
+  vendor_ = vendor ? std::move(vendor) : make_cupti_activity_vendor();
+  callbacks_registered_ = false;
+  monotonic_clock_ = false;
+}
+
+void ActivityTracer::reset() {
+  // Buffers CUPTI completed before this point belong to the old profile: decode them now, then forget everything.
+  flush(false);
+  aggregator_.clear();
+}
+
 ActivityTracer& ActivityTracer::instance() {
   static ActivityTracer* t = new ActivityTracer();  // never destroyed: CUPTI may call back during exit
   return *t;
@@ -390,31 +487,24 @@ TracerStatus ActivityTracer::start(const TracerOptions& options) {
 
 TracerStatus ActivityTracer::start_locked(const TracerOptions& options) {
   // Without a driver CUPTI has nothing to trace; say so plainly instead of passing on CUPTI's generic error.
-  int driver_version = 0;
-  const cudaError_t derr = cudaDriverGetVersion(&driver_version);
-  if (derr != cudaSuccess || driver_version == 0) {
+  std::string driver_error;
+  if (vendor_->driver_version(&driver_error) == 0) {
     TracerStatus s;
     s.code = TracerStatus::kNoDriver;
-    s.message = std::string("no NVIDIA driver: cudaDriverGetVersion ") +
-                (derr != cudaSuccess ? std::string("failed (") + cudaGetErrorName(derr) + ")" : "reported none") +
-                "; the CUPTI kernel tracer needs a GPU with its driver";
+    s.message = "no NVIDIA driver: " + driver_error + "; the CUPTI kernel tracer needs a GPU with its driver";
     return s;
   }
 
   // Subscribe first: when another CUPTI client (torch.profiler/Kineto, Nsight Systems/Compute, DCGM) holds CUPTI, leave
   // every activity setting alone — registering our buffer callbacks would steal that client's records.
-  CUpti_SubscriberHandle sub = nullptr;
-  char holder[CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN + 1] = {0};
-  CUpti_SubscriberParams params{};
-  params.structSize = CUpti_SubscriberParams_STRUCT_SIZE;
-  params.subscriberName = "pyprof";
-  params.oldSubscriberName = holder;
-  params.oldSubscriberSize = CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN;
-  const CUptiResult sres = cuptiSubscribe_v2(&sub, api_cb, nullptr, &params);
-  if (sres != CUPTI_SUCCESS) {
-    TracerStatus s = cupti_failure("cuptiSubscribe_v2(&sub, api_cb, nullptr, &params)", sres, __FILE__, __LINE__);
+  void* sub = nullptr;
+  std::string holder;
+  const int sres = vendor_->subscribe(&sub, &holder);
+  if (const auto f = check_cupti(as_result(sres), "cuptiSubscribe_v2(&sub, api_cb, nullptr, &params)", __FILE__,
+                                 __LINE__)) {
+    TracerStatus s = failure_status(*f);
     s.holder = holder;
-    if (sres == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
+    if (as_result(sres) == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
       s.message = std::string("CUPTI is already in use by ") +
                   (s.holder.empty() ? "another tool (torch.profiler, Nsight Systems/Compute, cuda-gdb or DCGM)"
                                     : "'" + s.holder + "'") +
@@ -428,60 +518,74 @@ TracerStatus ActivityTracer::start_locked(const TracerOptions& options) {
   // Per-callback-id settings degrade one id at a time (a driver that lacks one launch entry point loses only the
   // binding or step tag of launches made through it): logged, counted and named in the status message.
   std::string degraded;
-  auto soft = [this, &degraded](const char* call, uint32_t cbid, CUptiResult res) {
-    if (res == CUPTI_SUCCESS) return false;
-    const std::string text = cupti_error_text(call, res, __FILE__, __LINE__) + " (cbid " + std::to_string(cbid) + ")";
+  auto soft = [this, &degraded](const char* call, uint32_t cbid, int res) {
+    if (res == 0) return false;
+    const std::string text =
+        cupti_error_text(call, as_result(res), __FILE__, __LINE__) + " (cbid " + std::to_string(cbid) + ")";
     note_callback_error(text);
     degraded += (degraded.empty() ? "" : "; ") + text;
     return true;
   };
   for (CUpti_CallbackId cbid : kRuntimeLaunchCbids) {
-    soft("cuptiEnableCallback(RUNTIME_API)", cbid, cuptiEnableCallback(1, sub, CUPTI_CB_DOMAIN_RUNTIME_API, cbid));
+    soft("cuptiEnableCallback(RUNTIME_API)", cbid, vendor_->enable_callback(sub, CUPTI_CB_DOMAIN_RUNTIME_API, cbid, true));
   }
   for (CUpti_CallbackId cbid : kDriverLaunchCbids) {
-    soft("cuptiEnableCallback(DRIVER_API)", cbid, cuptiEnableCallback(1, sub, CUPTI_CB_DOMAIN_DRIVER_API, cbid));
+    soft("cuptiEnableCallback(DRIVER_API)", cbid, vendor_->enable_callback(sub, CUPTI_CB_DOMAIN_DRIVER_API, cbid, true));
   }
 
   pool_.configure(options.buffer_bytes, options.max_buffers);
-  if (!callbacks_registered_) {
-    PYPROF_CUPTI_START(cuptiActivityRegisterCallbacks(buffer_requested_cb, buffer_completed_cb));
-    callbacks_registered_ = true;
-  }
+  // At every start, not once per process: CUPTI delivers buffers to whoever registered last, and another client
+  // (Kineto registers at every enable) may have done so since our previous start (Kineto CuptiActivityApi does the
+  // same at each enable). Buffers of that client that still come back to us are left alone (BufferPool::release).
+  PYPROF_CUPTI_START(vendor_->register_buffer_callbacks(),
+                     "cuptiActivityRegisterCallbacks(buffer_requested_cb, buffer_completed_cb)");
+  callbacks_registered_ = true;
+  // Before any kind is enabled, as cupti_activity.h asks (cuptiActivityRegisterTimestampCallback): every record then
+  // carries CLOCK_MONOTONIC time. A failure keeps CUPTI's default clock (now_ns() follows), logged as degraded.
+  monotonic_clock_ = !soft("cuptiActivityRegisterTimestampCallback(monotonic_timestamp_cb)", 0,
+                           vendor_->register_timestamp_callback());
 
   // CONCURRENT_KERNEL, never KERNEL: KIND_KERNEL serializes every kernel launch.
-  for (CUpti_ActivityKind kind : {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY,
-                                  CUPTI_ACTIVITY_KIND_MEMSET, CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION}) {
-    PYPROF_CUPTI_START(cuptiActivityEnable(kind));
+  std::vector<CUpti_ActivityKind> kinds = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY,
+                                           CUPTI_ACTIVITY_KIND_MEMSET};
+  if (options.external_correlation) kinds.push_back(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
+  for (CUpti_ActivityKind kind : kinds) {
+    PYPROF_CUPTI_START(vendor_->enable_kind(static_cast<int>(kind), true), "cuptiActivityEnable(kind)");
     enabled_kinds_.push_back(static_cast<int>(kind));
   }
-  for (CUpti_CallbackId cbid : kRuntimeLaunchCbids) {
-    if (!soft("cuptiActivityEnableRuntimeApi", cbid, cuptiActivityEnableRuntimeApi(cbid, 1))) {
-      enabled_runtime_cbids_.push_back(cbid);
+  if (options.external_correlation) {
+    // CUPTI writes an external-correlation record only next to an API record of the launch: one per launch, paid on
+    // every launch, which is why it is on request only.
+    for (CUpti_CallbackId cbid : kRuntimeLaunchCbids) {
+      if (!soft("cuptiActivityEnableRuntimeApi", cbid, vendor_->enable_api_record(CUPTI_CB_DOMAIN_RUNTIME_API, cbid, true)))
+        enabled_runtime_cbids_.push_back(cbid);
     }
-  }
-  for (CUpti_CallbackId cbid : kDriverLaunchCbids) {
-    if (!soft("cuptiActivityEnableDriverApi", cbid, cuptiActivityEnableDriverApi(cbid, 1))) {
-      enabled_driver_cbids_.push_back(cbid);
+    for (CUpti_CallbackId cbid : kDriverLaunchCbids) {
+      if (!soft("cuptiActivityEnableDriverApi", cbid, vendor_->enable_api_record(CUPTI_CB_DOMAIN_DRIVER_API, cbid, true)))
+        enabled_driver_cbids_.push_back(cbid);
     }
   }
 
   TracerStatus s;
   s.ok = true;
   s.message = "tracing kernels, memcpys and memsets";
+  if (options.external_correlation) s.message += " with step tags (external correlation)";
   if (!degraded.empty()) s.message += "; degraded: " + degraded;
   return s;
 }
 
 // Undoes whatever start_locked() enabled (also its partial work after a failure). Logs failures, never throws.
 void ActivityTracer::disable_locked() {
-  for (uint32_t cbid : enabled_runtime_cbids_) PYPROF_CUPTI_LOG(cuptiActivityEnableRuntimeApi(cbid, 0));
-  for (uint32_t cbid : enabled_driver_cbids_) PYPROF_CUPTI_LOG(cuptiActivityEnableDriverApi(cbid, 0));
+  for (uint32_t cbid : enabled_runtime_cbids_)
+    PYPROF_SEAM_LOG(vendor_->enable_api_record(CUPTI_CB_DOMAIN_RUNTIME_API, cbid, false), "cuptiActivityEnableRuntimeApi(cbid, 0)");
+  for (uint32_t cbid : enabled_driver_cbids_)
+    PYPROF_SEAM_LOG(vendor_->enable_api_record(CUPTI_CB_DOMAIN_DRIVER_API, cbid, false), "cuptiActivityEnableDriverApi(cbid, 0)");
   enabled_runtime_cbids_.clear();
   enabled_driver_cbids_.clear();
-  for (int kind : enabled_kinds_) PYPROF_CUPTI_LOG(cuptiActivityDisable(static_cast<CUpti_ActivityKind>(kind)));
+  for (int kind : enabled_kinds_) PYPROF_SEAM_LOG(vendor_->enable_kind(kind, false), "cuptiActivityDisable(kind)");
   enabled_kinds_.clear();
   if (subscriber_ != nullptr) {
-    PYPROF_CUPTI_LOG(cuptiUnsubscribe(static_cast<CUpti_SubscriberHandle>(subscriber_)));
+    PYPROF_SEAM_LOG(vendor_->unsubscribe(subscriber_), "cuptiUnsubscribe(subscriber)");
     subscriber_ = nullptr;
   }
 }
@@ -489,32 +593,37 @@ void ActivityTracer::disable_locked() {
 void ActivityTracer::stop() {
   std::lock_guard<std::mutex> lock(state_mu_);
   if (!active_) return;
-  // Records of work already done arrive through the completed callback before the kinds go off.
-  PYPROF_CUPTI_LOG(cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED));
+  // Records of work already done arrive through the completed callback before the kinds go off. The end of a session
+  // is the one place for a forced flush (cupti_activity.h, cuptiActivityFlushAll).
+  PYPROF_SEAM_LOG(vendor_->flush_all(true), "cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED)");
   disable_locked();
-  PYPROF_CUPTI_LOG(cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED));
+  PYPROF_SEAM_LOG(vendor_->flush_all(true), "cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED)");
   pool_.trim();
   active_ = false;
   std::lock_guard<std::mutex> slock(stats_mu_);
   stats_.active = false;
 }
 
-void ActivityTracer::flush() {
+void ActivityTracer::flush(bool forced) {
   std::lock_guard<std::mutex> lock(state_mu_);
   if (!callbacks_registered_) return;  // CUPTI never had a buffer of ours
-  // Forced: also hands over buffers that are not full, so a window closed now sees its kernels.
-  PYPROF_CUPTI_LOG(cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED));
+  // Not forced (per step): CUPTI hands over every buffer whose records are complete, full or not, so a window closed
+  // after a synchronize sees its kernels; a forced flush would also hand over incomplete records.
+  PYPROF_SEAM_LOG(vendor_->flush_all(forced), "cuptiActivityFlushAll(forced ? CUPTI_ACTIVITY_FLAG_FLUSH_FORCED : 0)");
 }
 
 uint64_t ActivityTracer::now_ns() const {
+  std::lock_guard<std::mutex> lock(state_mu_);
+  if (monotonic_clock_) return monotonic_clock_ns();  // the clock the records are on
   uint64_t t = 0;
-  PYPROF_CUPTI_CALL(cuptiGetTimestamp(&t));
+  if (const auto f = check_cupti(as_result(vendor_->timestamp(&t)), "cuptiGetTimestamp(&t)", __FILE__, __LINE__))
+    throw_runtime_error(*f);
   return t;
 }
 
 void ActivityTracer::push_external_id(uint64_t id) {
   if (!active()) return;
-  PYPROF_CUPTI_LOG(cuptiActivityPushExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, id));
+  PYPROF_CUPTI_LOG(cuptiActivityPushExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, id), log_failure);
 }
 
 uint64_t ActivityTracer::pop_external_id() {
@@ -571,6 +680,12 @@ void ActivityTracer::on_buffer_requested(uint8_t** buffer, size_t* size, size_t*
 
 void ActivityTracer::on_buffer_completed(void* context, uint32_t stream_id, uint8_t* buffer, size_t /*size*/,
                                          size_t valid) noexcept {
+  if (buffer != nullptr && !pool_.owns(buffer)) {
+    // Another CUPTI client's buffer, handed to us because we registered the callbacks after it did: its records are
+    // not ours to count and its memory not ours to free. Counted (BufferPool::Stats::foreign) and left alone.
+    pool_.release(buffer);
+    return;
+  }
   try {
     if (buffer != nullptr && valid > 0) ingest_buffer(buffer, valid);
     size_t dropped = 0;
@@ -642,6 +757,10 @@ TracerStats ActivityTracer::stats() const {
   }
   s.buffers = pool_.stats();
   s.aggregator = aggregator_.stats();
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    s.monotonic_clock = monotonic_clock_;
+  }
   return s;
 }
 
@@ -652,95 +771,6 @@ void ActivityTracer::reset_for_test() {
   const bool active = stats_.active;
   stats_ = TracerStats{};
   stats_.active = active;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Test seam: records in CUPTI's layout
-
-namespace {
-
-const char* intern_test_name(const std::string& name) {
-  static std::mutex mu;
-  static auto* names = new std::unordered_set<std::string>();  // alive for the process, like CUPTI's own names
-  std::lock_guard<std::mutex> lock(mu);
-  return names->insert(name).first->c_str();
-}
-
-template <typename R>
-std::string record_bytes(const R& r) {
-  static_assert(sizeof(R) % 8 == 0, "CUPTI records are 8-byte aligned and padded");
-  return std::string(reinterpret_cast<const char*>(&r), sizeof(R));
-}
-
-}  // namespace
-
-std::string make_kernel_record_bytes(const std::string& name, uint64_t start_ns, uint64_t end_ns, uint32_t device_id,
-                                     uint32_t context_id, uint32_t stream_id, const int32_t grid[3],
-                                     const int32_t block[3], uint32_t correlation_id, uint32_t graph_id,
-                                     uint64_t graph_node_id, bool concurrent) {
-  CUpti_ActivityKernel10 r;
-  std::memset(&r, 0, sizeof r);
-  r.kind = concurrent ? CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL : CUPTI_ACTIVITY_KIND_KERNEL;
-  r.start = start_ns;
-  r.end = end_ns;
-  r.completed = end_ns;
-  r.deviceId = device_id;
-  r.contextId = context_id;
-  r.streamId = stream_id;
-  r.gridX = grid[0], r.gridY = grid[1], r.gridZ = grid[2];
-  r.blockX = block[0], r.blockY = block[1], r.blockZ = block[2];
-  r.correlationId = correlation_id;
-  r.name = intern_test_name(name);
-  r.graphId = graph_id;
-  r.graphNodeId = graph_node_id;
-  r.launchType = CUPTI_ACTIVITY_LAUNCH_TYPE_REGULAR;
-  return record_bytes(r);
-}
-
-std::string make_memcpy_record_bytes(uint64_t bytes, uint64_t start_ns, uint64_t end_ns, uint8_t copy_kind,
-                                     uint32_t device_id, uint32_t context_id, uint32_t stream_id,
-                                     uint32_t correlation_id) {
-  CUpti_ActivityMemcpy6 r;
-  std::memset(&r, 0, sizeof r);
-  r.kind = CUPTI_ACTIVITY_KIND_MEMCPY;
-  r.copyKind = copy_kind;
-  r.bytes = bytes;
-  r.start = start_ns;
-  r.end = end_ns;
-  r.deviceId = device_id;
-  r.contextId = context_id;
-  r.streamId = stream_id;
-  r.correlationId = correlation_id;
-  r.copyCount = 1;
-  return record_bytes(r);
-}
-
-std::string make_memset_record_bytes(uint64_t bytes, uint64_t start_ns, uint64_t end_ns, uint32_t value,
-                                     uint32_t device_id, uint32_t context_id, uint32_t stream_id,
-                                     uint32_t correlation_id) {
-  CUpti_ActivityMemset4 r;
-  std::memset(&r, 0, sizeof r);
-  r.kind = CUPTI_ACTIVITY_KIND_MEMSET;
-  r.value = value;
-  r.bytes = bytes;
-  r.start = start_ns;
-  r.end = end_ns;
-  r.deviceId = device_id;
-  r.contextId = context_id;
-  r.streamId = stream_id;
-  r.correlationId = correlation_id;
-  return record_bytes(r);
-}
-
-std::string make_external_correlation_record_bytes(uint32_t correlation_id, uint64_t external_id,
-                                                   uint32_t external_kind) {
-  CUpti_ActivityExternalCorrelation r;
-  std::memset(&r, 0, sizeof r);
-  r.kind = CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION;
-  r.externalKind = static_cast<CUpti_ExternalCorrelationKind>(external_kind);
-  r.externalId = external_id;
-  r.correlationId = correlation_id;
-  return record_bytes(r);
 }
 
 }  // namespace pyprof::cuda

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -24,7 +25,34 @@ extern const uint32_t kExternalKindCustom0;       // CUPTI_EXTERNAL_CORRELATION_
 struct TracerOptions {
   size_t buffer_bytes = 4 << 20;  // one activity buffer
   size_t max_buffers = 64;        // buffers alive at once (handed to CUPTI or waiting for reuse)
+  // Step tags (push_external_id) need CUPTI's external-correlation records, which CUPTI writes only next to per-launch
+  // runtime/driver API records; those cost time on every launch and profile() does not use them: off unless asked.
+  bool external_correlation = false;
 };
+
+// The CUPTI calls of the tracer's lifecycle (start, stop, flush, clock), behind one seam as Kineto keeps
+// CuptiActivityApi apart: the real one calls CUPTI; tests install a fake that records the sequence. Every method
+// returns a CUptiResult value (0 = CUPTI_SUCCESS).
+class ActivityVendor {
+ public:
+  virtual ~ActivityVendor() = default;
+  // The driver version (cudaDriverGetVersion), 0 when there is none; `error` gets the reason then.
+  virtual int driver_version(std::string* error) = 0;
+  virtual int subscribe(void** subscriber, std::string* holder) = 0;
+  virtual int unsubscribe(void* subscriber) = 0;
+  virtual int enable_callback(void* subscriber, int domain, uint32_t cbid, bool on) = 0;
+  virtual int register_buffer_callbacks() = 0;
+  virtual int register_timestamp_callback() = 0;
+  virtual int enable_kind(int kind, bool on) = 0;
+  virtual int enable_api_record(int domain, uint32_t cbid, bool on) = 0;
+  virtual int flush_all(bool forced) = 0;
+  virtual int timestamp(uint64_t* ns) = 0;
+};
+std::unique_ptr<ActivityVendor> make_cupti_activity_vendor();
+
+// CLOCK_MONOTONIC in ns: the clock the tracer registers with CUPTI (cuptiActivityRegisterTimestampCallback), the same
+// as Python's time.monotonic_ns(). CUPTI's default on Linux is CLOCK_REALTIME, which NTP can step backwards.
+uint64_t monotonic_clock_ns();
 
 // Result of start(): ok, or the CUptiResult (or a negative pyprof code) and a message Python can show.
 struct TracerStatus {
@@ -43,7 +71,11 @@ class BufferPool {
   void configure(size_t buffer_bytes, size_t max_buffers);
   // A buffer of buffer_bytes(), 8-byte aligned as CUPTI requires; nullptr (counted as refused) at the cap.
   uint8_t* acquire();
-  void release(uint8_t* buffer);
+  // Takes back a buffer acquire() handed out. One it never allocated (CUPTI hands a completed buffer to whoever
+  // registered the callbacks last, so another client's can arrive here) is counted and left alone: false.
+  bool release(uint8_t* buffer);
+  // Whether `buffer` is one of this pool's, held by CUPTI now.
+  bool owns(const uint8_t* buffer) const;
   // Frees the buffers waiting for reuse (those CUPTI holds are freed when they come back after stop).
   void trim();
   size_t buffer_bytes() const;
@@ -52,6 +84,7 @@ class BufferPool {
     uint64_t allocated = 0;  // buffers allocated over the process's life
     uint64_t in_use = 0;     // held by CUPTI now
     uint64_t refused = 0;    // requests answered with no buffer
+    uint64_t foreign = 0;    // buffers handed back that this pool never allocated (another CUPTI client's): ignored
   };
   Stats stats() const;
 
@@ -60,8 +93,8 @@ class BufferPool {
   size_t buffer_bytes_ = 4 << 20;
   size_t max_buffers_ = 64;
   std::vector<uint8_t*> free_;
-  std::unordered_set<uint8_t*> in_use_;  // held by CUPTI
-  std::unordered_set<uint8_t*> stale_;   // held by CUPTI, of an older buffer size: freed on return
+  std::unordered_set<const uint8_t*> in_use_;  // held by CUPTI
+  std::unordered_set<const uint8_t*> stale_;   // held by CUPTI, of an older buffer size: freed on return
   size_t alive_ = 0;                     // in use + free
   Stats stats_;
 };
@@ -78,6 +111,7 @@ DecodeCounts decode_buffer(const uint8_t* buffer, size_t valid_bytes, RecordBatc
 
 struct TracerStats {
   bool active = false;
+  bool monotonic_clock = false;   // records and now_ns() are on CLOCK_MONOTONIC (else CUPTI's default clock)
   uint64_t records_decoded = 0;
   uint64_t kernel_records = 0, memcpy_records = 0, memset_records = 0, external_records = 0, api_records = 0,
            other_records = 0;
@@ -100,10 +134,17 @@ class ActivityTracer {
   // Starts tracing; never throws for a CUPTI or driver failure (returns it), throws std::invalid_argument for bad
   // options. Starting an active tracer is a no-op that returns ok.
   TracerStatus start(const TracerOptions& options);
-  // Flushes, disables the activity kinds and unsubscribes. No-op when not active.
+  // Flushes (forced), disables the activity kinds and unsubscribes. No-op when not active.
   void stop();
-  // Hands every buffer CUPTI holds (complete or not) to the decoder; blocks until done.
-  void flush();
+  // Hands CUPTI's buffers to the decoder; blocks until done. forced=false (per step) hands over only buffers whose
+  // records are all complete, non-full ones included; forced=true also those with incomplete records, which is
+  // CUPTI's advice for the end of a session only (cupti_activity.h, cuptiActivityFlushAll).
+  void flush(bool forced = false);
+  // Forgets the aggregator's records, rows, links and counters (limits stay): a new profile starts from nothing,
+  // not with the previous profile's kernels or pyprof's own peak kernels traced under enable_early.
+  void reset();
+  // Replaces the CUPTI seam (tests); only while not active. nullptr restores the real one.
+  void set_vendor(std::unique_ptr<ActivityVendor> vendor);
   // CUPTI's clock: the clock of the records' timestamps (ns).
   uint64_t now_ns() const;
   // Tags launches of the calling thread with `id` (CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0) until the pop.
@@ -129,13 +170,15 @@ class ActivityTracer {
   void note_callback_error(const std::string& what) noexcept;
 
  private:
-  ActivityTracer() = default;
+  ActivityTracer();
   TracerStatus start_locked(const TracerOptions& options);
   void disable_locked();
 
   mutable std::mutex state_mu_;  // start/stop/flush state, not the hot path
   bool active_ = false;
-  bool callbacks_registered_ = false;
+  bool callbacks_registered_ = false;  // by any start of this process (flush() needs them once)
+  bool monotonic_clock_ = false;       // the timestamp callback is registered: records are on monotonic_clock_ns()
+  std::unique_ptr<ActivityVendor> vendor_;
   void* subscriber_ = nullptr;  // CUpti_SubscriberHandle
   std::vector<int> enabled_kinds_;
   std::vector<uint32_t> enabled_runtime_cbids_, enabled_driver_cbids_;
@@ -146,20 +189,5 @@ class ActivityTracer {
   mutable std::mutex stats_mu_;
   TracerStats stats_;
 };
-
-// ---- test seam: records in CUPTI's own layout (cupti_activity.h), for decode_buffer on a CPU ----
-// Kernel names are interned for the process: the record carries a pointer to them, as CUPTI's do.
-std::string make_kernel_record_bytes(const std::string& name, uint64_t start_ns, uint64_t end_ns, uint32_t device_id,
-                                     uint32_t context_id, uint32_t stream_id, const int32_t grid[3],
-                                     const int32_t block[3], uint32_t correlation_id, uint32_t graph_id,
-                                     uint64_t graph_node_id, bool concurrent);
-std::string make_memcpy_record_bytes(uint64_t bytes, uint64_t start_ns, uint64_t end_ns, uint8_t copy_kind,
-                                     uint32_t device_id, uint32_t context_id, uint32_t stream_id,
-                                     uint32_t correlation_id);
-std::string make_memset_record_bytes(uint64_t bytes, uint64_t start_ns, uint64_t end_ns, uint32_t value,
-                                     uint32_t device_id, uint32_t context_id, uint32_t stream_id,
-                                     uint32_t correlation_id);
-std::string make_external_correlation_record_bytes(uint32_t correlation_id, uint64_t external_id,
-                                                   uint32_t external_kind);
 
 }  // namespace pyprof::cuda

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <utility>
 
 #include "libcalls.h"
@@ -94,24 +95,27 @@ void Aggregator::add_external_locked(const ExternalCorrelation& r) {
 
 void Aggregator::add_kernel_locked(const KernelRecord& r) {
   ++stats_.kernels;
+  // The library call bound to this launch (libcalls.h), taken before anything else: a record that is not aggregated
+  // (no timestamps) must still release its binding, or the registry fills with calls nobody will take.
+  // A launch that ran several kernels (a graph) hands its call to the first kernel record that arrives; the others
+  // count as uncounted time.
+  std::optional<LibCall> call;
+  if (r.correlation_id != 0) call = libcall_registry().take(r.correlation_id);
   if (r.start_ns == 0 && r.end_ns == 0) {
     ++stats_.no_timestamp;
+    if (call) ++stats_.library_calls_untimed;
     return;
   }
   const uint64_t dur = duration_ns(r.start_ns, r.end_ns);
   const std::string* name = intern_locked(r.name);
   devices_.insert(r.device_id);
 
-  // The library call bound to this launch (libcalls.h). A launch that ran several kernels (a graph) hands its call
-  // to the first kernel record that arrives; the others count as uncounted time.
   double lib_flops = 0;
   const std::string* precision = nullptr;
-  if (r.correlation_id != 0) {
-    if (auto call = libcall_registry().take(r.correlation_id)) {
-      lib_flops = call->flops;
-      precision = intern_locked(call->precision.empty() ? std::string_view("unknown") : call->precision);
-      ++stats_.library_kernels;
-    }
+  if (call) {
+    lib_flops = call->flops;
+    precision = intern_locked(call->precision.empty() ? std::string_view("unknown") : call->precision);
+    ++stats_.library_kernels;
   }
 
   Key key{name, r.device_id, {r.grid_x, r.grid_y, r.grid_z}, {r.block_x, r.block_y, r.block_z}};

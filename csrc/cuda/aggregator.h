@@ -130,6 +130,7 @@ class Aggregator {
     uint64_t outside_windows = 0;     // records that started before the window being closed
     uint64_t external_evicted = 0;    // external-id links dropped (oldest first) at the cap
     uint64_t library_kernels = 0;     // kernel records that carried a library call
+    uint64_t library_calls_untimed = 0;  // library calls whose kernel record had no timestamps (taken, not counted)
     uint64_t pending = 0;             // records waiting now
     uint64_t keys = 0;                // kernel-table rows now
   };

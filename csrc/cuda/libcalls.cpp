@@ -37,22 +37,46 @@ uint64_t LibCallRegistry::bind_launch(uint64_t thread_id, uint64_t stream, uint3
   auto it = pending_by_thread_.find(thread_id);
   if (it == pending_by_thread_.end()) return 0;
   if (it->second.stream != 0 && stream != 0 && it->second.stream != stream) return 0;
-  if (by_correlation_.size() >= kMaxBound) {
-    ++stats_.dropped;
-    by_correlation_.erase(by_correlation_.begin());
-  }
   const uint64_t id = it->second.id;
-  by_correlation_[correlation_id] = std::move(it->second);
+  auto old = by_correlation_.find(correlation_id);
+  if (old != by_correlation_.end()) {
+    // A correlation id seen again (CUPTI ids wrap after 2^32 launches): the older binding is dead.
+    bound_order_.erase(old->second.order);
+    by_correlation_.erase(old);
+    ++stats_.dropped;
+  }
+  while (by_correlation_.size() >= max_bound_) evict_oldest_locked();
+  bound_order_.push_back(correlation_id);
+  by_correlation_.emplace(correlation_id, Bound{std::move(it->second), std::prev(bound_order_.end())});
   pending_by_thread_.erase(it);
   ++stats_.bound;
   return id;
+}
+
+void LibCallRegistry::evict_oldest_locked() {
+  if (bound_order_.empty()) return;
+  by_correlation_.erase(bound_order_.front());
+  bound_order_.pop_front();
+  ++stats_.dropped;
+}
+
+void LibCallRegistry::set_max_bound(size_t max_bound) {
+  std::lock_guard<std::mutex> lock(mu_);
+  max_bound_ = max_bound < 1 ? 1 : max_bound;
+  while (by_correlation_.size() > max_bound_) evict_oldest_locked();
+}
+
+size_t LibCallRegistry::max_bound() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return max_bound_;
 }
 
 std::optional<LibCall> LibCallRegistry::take(uint32_t correlation_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_correlation_.find(correlation_id);
   if (it == by_correlation_.end()) return std::nullopt;
-  LibCall c = std::move(it->second);
+  LibCall c = std::move(it->second.call);
+  bound_order_.erase(it->second.order);
   by_correlation_.erase(it);
   return c;
 }
@@ -75,6 +99,7 @@ void LibCallRegistry::clear() {
   flops_by_precision_.clear();
   pending_by_thread_.clear();
   by_correlation_.clear();
+  bound_order_.clear();
   stats_ = Stats{};
 }
 

@@ -4,6 +4,7 @@
 // call back when that kernel's activity record arrives. Testable on a CPU by calling the three steps directly.
 #pragma once
 #include <cstdint>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -27,10 +28,15 @@ struct LibCall {
 
 // Thread-safe. Binding rule: a recorded call binds the next kernel launch made on the same thread (and the same stream,
 // when both are known); a newer call on the same thread replaces an unbound older one (counted as unbound).
-// Bounded: at most kMaxBound calls wait for their kernel's activity record; older ones are dropped and counted.
+// Bounded: at most max_bound() calls wait for their kernel's activity record; at the cap the OLDEST bound call is
+// dropped and counted (its kernel record is the one most likely lost or never coming).
 class LibCallRegistry {
  public:
   static constexpr size_t kMaxBound = 1 << 16;
+
+  // Changes the cap (tests use small ones); evicts oldest-first down to it. At least 1.
+  void set_max_bound(size_t max_bound);
+  size_t max_bound() const;
 
   uint64_t record(LibCall call);
   uint64_t bind_launch(uint64_t thread_id, uint64_t stream, uint32_t correlation_id);
@@ -49,7 +55,15 @@ class LibCallRegistry {
   mutable std::mutex mu_;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, LibCall> pending_by_thread_;  // thread id -> call waiting for its launch
-  std::unordered_map<uint32_t, LibCall> by_correlation_;     // correlation id -> call waiting for its kernel record
+  // correlation id -> call waiting for its kernel record, and the binding order for oldest-first eviction
+  struct Bound {
+    LibCall call;
+    std::list<uint32_t>::iterator order;
+  };
+  std::unordered_map<uint32_t, Bound> by_correlation_;
+  std::list<uint32_t> bound_order_;  // oldest first
+  size_t max_bound_ = kMaxBound;
+  void evict_oldest_locked();
   Stats stats_;
   std::unordered_map<std::string, double> flops_by_precision_;
 };

@@ -11,6 +11,8 @@
 #include <utility>
 
 #include "check.h"
+#include "counter_claims.h"
+#include "profiler_host.h"
 
 namespace pyprof::cuda {
 
@@ -49,51 +51,27 @@ std::string status_for(CUptiResult r) {
   }
 }
 
+[[noreturn]] void throw_pm_error(const CallFailure& f) {
+  throw PmError(status_for(static_cast<CUptiResult>(f.code)), f.text);
+}
+
 }  // namespace
 }  // namespace pyprof::cuda
 
-// Target-side checked call: the text is check.h's, the status says what kind of failure it was.
-#define PYPROF_PM_CALL(call)                                                                              \
-  do {                                                                                                    \
-    CUptiResult pyprof_res_ = (call);                                                                     \
-    if (pyprof_res_ != CUPTI_SUCCESS)                                                                     \
-      throw PmError(status_for(pyprof_res_), pyprof::cuda::cupti_error_text(#call, pyprof_res_, __FILE__, __LINE__)); \
-  } while (0)
+// Target-side checked call (check.h): the text is the vocabulary's, the status says what kind of failure it was.
+#define PYPROF_PM_CALL(call) PYPROF_CUPTI_CALL_AS(call, ::pyprof::cuda::throw_pm_error)
 
 namespace pyprof::cuda {
 
 namespace {
 
-// Owns one CUpti_Profiler_Host_Object.
-class HostObject {
- public:
-  HostObject(const std::string& chip, const std::vector<uint8_t>& availability) {
-    CUpti_Profiler_Host_Initialize_Params p{CUpti_Profiler_Host_Initialize_Params_STRUCT_SIZE};
-    p.profilerType = CUPTI_PROFILER_TYPE_PM_SAMPLING;
-    p.pChipName = chip.c_str();
-    p.pCounterAvailabilityImage = availability.empty() ? nullptr : availability.data();
-    const CUptiResult r = cuptiProfilerHostInitialize(&p);
-    if (r != CUPTI_SUCCESS)
-      throw PmError(status_for(r), "PM sampling host setup for chip '" + chip + "': " +
-                                       cupti_error_text("cuptiProfilerHostInitialize", r, __FILE__, __LINE__));
-    obj_ = p.pHostObject;
-  }
-  ~HostObject() { reset(); }
-  HostObject(const HostObject&) = delete;
-  HostObject& operator=(const HostObject&) = delete;
-  CUpti_Profiler_Host_Object* get() const { return obj_; }
-  CUpti_Profiler_Host_Object* release() { return std::exchange(obj_, nullptr); }
-  void reset() {
-    if (obj_ == nullptr) return;
-    CUpti_Profiler_Host_Deinitialize_Params p{CUpti_Profiler_Host_Deinitialize_Params_STRUCT_SIZE};
-    p.pHostObject = obj_;
-    cuptiProfilerHostDeinitialize(&p);
-    obj_ = nullptr;
-  }
-
- private:
-  CUpti_Profiler_Host_Object* obj_ = nullptr;
-};
+// The shared RAII holder (profiler_host.h) of a PM-sampling host object; a failed Initialize becomes a PmError.
+ProfilerHost pm_host(const std::string& chip, const std::vector<uint8_t>& availability) {
+  ProfilerHost host(CUPTI_PROFILER_TYPE_PM_SAMPLING, chip, availability);
+  if (const auto& f = host.failure())
+    throw PmError(status_for(static_cast<CUptiResult>(f->code)), "PM sampling host setup for chip '" + chip + "': " + f->text);
+  return host;
+}
 
 CUptiResult add_metrics(CUpti_Profiler_Host_Object* host, const std::vector<const char*>& names) {
   CUpti_Profiler_Host_ConfigAddMetrics_Params p{CUpti_Profiler_Host_ConfigAddMetrics_Params_STRUCT_SIZE};
@@ -152,13 +130,13 @@ PmConfig pm_config(const std::string& chip, const std::vector<std::string>& metr
   PmConfig out;
   out.metrics = metrics;
   {
-    HostObject host(chip, availability);
+    ProfilerHost host = pm_host(chip, availability);
     const CUptiResult r = add_metrics(host.get(), c_names(metrics));
     if (r == CUPTI_SUCCESS) out.num_passes = config_image(host.get(), out.config_image);
     else {
       // The batch call does not say which name it rejected: try each alone on a fresh host object.
       for (const auto& m : metrics) {
-        HostObject one(chip, availability);
+        ProfilerHost one = pm_host(chip, availability);
         const CUptiResult r1 = add_metrics(one.get(), {m.c_str()});
         if (r1 != CUPTI_SUCCESS)
           throw std::runtime_error("PM sampling on " + chip + " cannot collect metric '" + m + "' (unknown name, " +
@@ -172,7 +150,7 @@ PmConfig pm_config(const std::string& chip, const std::vector<std::string>& metr
   if (require_one_pass && out.num_passes != 1) {
     // PM sampling has no replay: find the first metric (in list order) after which the prefix needs > 1 pass.
     for (std::size_t k = 1; k <= metrics.size(); ++k) {
-      HostObject host(chip, availability);
+      ProfilerHost host = pm_host(chip, availability);
       std::vector<std::string> prefix(metrics.begin(), metrics.begin() + static_cast<std::ptrdiff_t>(k));
       if (add_metrics(host.get(), c_names(prefix)) != CUPTI_SUCCESS) continue;
       std::vector<uint8_t> img;
@@ -194,8 +172,7 @@ PmConfig pm_config(const std::string& chip, const std::vector<std::string>& metr
 
 std::string pm_chip_name(int device) {
   int count = 0;
-  const cudaError_t ce = cudaGetDeviceCount(&count);
-  if (ce != cudaSuccess) throw std::runtime_error(cuda_error_text("cudaGetDeviceCount(&count)", ce, __FILE__, __LINE__));
+  PYPROF_CUDA_CALL(cudaGetDeviceCount(&count));
   if (device < 0 || device >= count)
     throw std::runtime_error("device " + std::to_string(device) + " does not exist (" + std::to_string(count) +
                              " visible)");
@@ -203,7 +180,7 @@ std::string pm_chip_name(int device) {
 }
 
 std::vector<std::string> pm_base_metrics(const std::string& chip) {
-  HostObject host(chip, {});
+  ProfilerHost host = pm_host(chip, {});
   std::vector<std::string> out;
   for (int t = 0; t < static_cast<int>(CUPTI_METRIC_TYPE__COUNT); ++t) {
     CUpti_Profiler_Host_GetBaseMetrics_Params p{CUpti_Profiler_Host_GetBaseMetrics_Params_STRUCT_SIZE};
@@ -313,9 +290,7 @@ std::string PmSampler::start() {
 
 std::string PmSampler::setup() {
   int count = 0;
-  const cudaError_t ce = cudaGetDeviceCount(&count);
-  if (ce != cudaSuccess)
-    throw PmError("no_device", cuda_error_text("cudaGetDeviceCount(&count)", ce, __FILE__, __LINE__));
+  if (const auto f = PYPROF_CUDA_FAILURE(cudaGetDeviceCount(&count))) throw PmError("no_device", f->text);
   if (device_ < 0 || device_ >= count)
     throw PmError("no_device", "PM sampling: device " + std::to_string(device_) + " does not exist (" +
                                    std::to_string(count) + " visible)");
@@ -346,9 +321,14 @@ std::string PmSampler::setup() {
 
   // Validates the set (naming a bad or pass-breaking metric), then a host object of our own to evaluate samples.
   config_image_ = pm_config(chip, metrics_, availability, /*require_one_pass=*/true).config_image;
-  HostObject host(chip, availability);
-  PYPROF_PM_CALL(add_metrics(host.get(), metric_ptrs_));
-  host_ = host.release();
+  host_ = std::make_unique<ProfilerHost>(pm_host(chip, availability));
+  PYPROF_PM_CALL(add_metrics(host_->get(), metric_ptrs_));
+
+  // PM sampling and the Range Profiler program the same counter hardware; CUPTI does not document running both on
+  // one device (cupti_pmsampling.h and cupti_range_profiler.h say nothing of it), so the second one is refused.
+  std::string held_by;
+  claim_ = CounterClaim::acquire(device_, CounterUser::kPmSampling, &held_by);
+  if (!claim_) throw PmError("counters_in_use", held_by);
 
   CUpti_PmSampling_Enable_Params ep{CUpti_PmSampling_Enable_Params_STRUCT_SIZE};
   ep.deviceIndex = static_cast<std::size_t>(device_);
@@ -363,8 +343,12 @@ std::string PmSampler::setup() {
   sp.configSize = config_image_.size();
   sp.pConfig = config_image_.data();
   sp.hardwareBufferSize = kHardwareBufferBytes;
-  // KEEP_OLDEST makes an overflow visible (decode reports it) instead of silently overwriting records.
-  sp.hwBufferAppendMode = CUPTI_PM_SAMPLING_HARDWARE_BUFFER_APPEND_MODE_KEEP_OLDEST;
+  // After an overflow the newest samples are the ones worth keeping (they describe the steps still to be reported):
+  // KEEP_LATEST overwrites the oldest records and sampling goes on (cupti_pmsampling.h, SetConfig hwBufferAppendMode).
+  // Turing has no KEEP_LATEST (same header): there KEEP_OLDEST, whose overflow decode reports and counts.
+  const bool turing = chip.rfind("TU", 0) == 0;
+  sp.hwBufferAppendMode = turing ? CUPTI_PM_SAMPLING_HARDWARE_BUFFER_APPEND_MODE_KEEP_OLDEST
+                                 : CUPTI_PM_SAMPLING_HARDWARE_BUFFER_APPEND_MODE_KEEP_LATEST;
   std::string trigger;
   CUptiResult r = CUPTI_ERROR_NOT_SUPPORTED;
   if (!sysclk_only) {
@@ -380,8 +364,7 @@ std::string PmSampler::setup() {
     r = cuptiPmSamplingSetConfig(&sp);
     trigger = "sysclk_interval";
   }
-  if (r != CUPTI_SUCCESS)
-    throw PmError(status_for(r), cupti_error_text("cuptiPmSamplingSetConfig(&sp)", r, __FILE__, __LINE__));
+  if (const auto f = check_cupti(r, "cuptiPmSamplingSetConfig(&sp)", __FILE__, __LINE__)) throw_pm_error(*f);
 
   CUpti_PmSampling_GetCounterDataSize_Params dp{CUpti_PmSampling_GetCounterDataSize_Params_STRUCT_SIZE};
   dp.pPmSamplingObject = object_;
@@ -448,7 +431,10 @@ void PmSampler::decode_available() {
     if (overflow) {
       std::lock_guard<std::mutex> g(stats_mu_);
       ++stats_.overflows;
-      stats_.error = "PM sampling hardware buffer overflowed: samples were lost (use a longer interval)";
+      // KEEP_LATEST (Ampere on): the oldest records were overwritten and sampling goes on; KEEP_OLDEST (Turing): the
+      // newest were lost. Either way the loss is counted and decoding continues.
+      stats_.error = "PM sampling hardware buffer overflowed: samples were lost (a longer interval or a busier decode "
+                     "thread avoids it); sampling continues";
     }
     if (r != CUPTI_SUCCESS && r != CUPTI_ERROR_OUT_OF_MEMORY) {
       std::lock_guard<std::mutex> g(stats_mu_);
@@ -473,7 +459,7 @@ void PmSampler::decode_available() {
       CUptiResult ri = cuptiPmSamplingCounterDataGetSampleInfo(&sp);
       if (ri == CUPTI_SUCCESS) {
         CUpti_Profiler_Host_EvaluateToGpuValues_Params ev{CUpti_Profiler_Host_EvaluateToGpuValues_Params_STRUCT_SIZE};
-        ev.pHostObject = host_;
+        ev.pHostObject = host_->get();
         ev.pCounterDataImage = counter_data_.data();
         ev.counterDataImageSize = counter_data_.size();
         ev.rangeIndex = i;
@@ -524,12 +510,8 @@ void PmSampler::teardown() {
     cuptiPmSamplingDisable(&p);
     object_ = nullptr;
   }
-  if (host_ != nullptr) {
-    CUpti_Profiler_Host_Deinitialize_Params p{CUpti_Profiler_Host_Deinitialize_Params_STRUCT_SIZE};
-    p.pHostObject = host_;
-    cuptiProfilerHostDeinitialize(&p);
-    host_ = nullptr;
-  }
+  host_.reset();
+  claim_.reset();
 }
 
 void PmSampler::stop() {

@@ -14,10 +14,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "counter_claims.h"
+#include "profiler_host.h"
 
 struct CUpti_PmSampling_Object;
 
@@ -95,8 +100,8 @@ class PmSampler {
   PmSampler(const PmSampler&) = delete;
   PmSampler& operator=(const PmSampler&) = delete;
 
-  // Never throws: returns the status ("running" on success; "permission_denied", "no_device", "not_supported" or
-  // "error" otherwise, with the text in stats().error). Whatever was set up before a failure is torn down.
+  // Never throws: returns the status ("running" on success; "permission_denied", "no_device", "not_supported",
+  // "counters_in_use" (a Range Profiler holds this device's counters) or "error" otherwise, with the text in stats().error). Whatever was set up before a failure is torn down.
   std::string start();
   // Stops sampling, decodes what is left, joins the decode thread and disables PM sampling. Never throws.
   void stop();
@@ -117,7 +122,8 @@ class PmSampler {
   uint64_t interval_ns_;
   PmSampleRing ring_;
 
-  CUpti_Profiler_Host_Object* host_ = nullptr;
+  std::unique_ptr<ProfilerHost> host_;      // evaluates the samples (profiler_host.h)
+  std::optional<CounterClaim> claim_;       // this device's counters, held while enabled (counter_claims.h)
   CUpti_PmSampling_Object* object_ = nullptr;
   std::vector<uint8_t> config_image_;
   std::vector<uint8_t> counter_data_;

@@ -6,7 +6,8 @@ namespace pyprof::cuda {
 
 Probe probe() {
   Probe p;
-  cudaRuntimeGetVersion(&p.runtime_version);
+  // A probe never raises (probe.h): each unanswered query leaves its field at 0 and the status says what failed.
+  (void)cudaRuntimeGetVersion(&p.runtime_version);
   // The static runtime loads libcuda only now; without a driver these calls return an error instead of failing to load.
   if (cudaDriverGetVersion(&p.driver_version) != cudaSuccess || p.driver_version == 0) {
     p.status = "no driver";
@@ -16,15 +17,15 @@ Probe probe() {
   if (cuptiGetVersion(&cupti) == CUPTI_SUCCESS) p.cupti_version = static_cast<int>(cupti);
   if (p.driver_version == 0) return p;
 
-  const cudaError_t err = cudaGetDeviceCount(&p.device_count);
-  if (err == cudaErrorNoDevice || (err == cudaSuccess && p.device_count == 0)) {
+  const auto failure = PYPROF_CUDA_FAILURE(cudaGetDeviceCount(&p.device_count));
+  if ((failure && failure->code == cudaErrorNoDevice) || (!failure && p.device_count == 0)) {
     p.device_count = 0;
     p.status = "no GPU";
     return p;
   }
-  if (err != cudaSuccess) {
+  if (failure) {
     p.device_count = 0;
-    p.status = std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
+    p.status = failure->text;
     return p;
   }
   for (int i = 0; i < p.device_count; ++i) {
@@ -38,8 +39,8 @@ Probe probe() {
       d.sm_count = prop.multiProcessorCount;
       d.memory_bytes = static_cast<long long>(prop.totalGlobalMem);
     }
-    cudaDeviceGetAttribute(&d.sm_clock_khz, cudaDevAttrClockRate, i);
-    cudaDeviceGetAttribute(&d.memory_clock_khz, cudaDevAttrMemoryClockRate, i);
+    (void)cudaDeviceGetAttribute(&d.sm_clock_khz, cudaDevAttrClockRate, i);
+    (void)cudaDeviceGetAttribute(&d.memory_clock_khz, cudaDevAttrMemoryClockRate, i);
     p.devices.push_back(d);
   }
   p.status = "ok";

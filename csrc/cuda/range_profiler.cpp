@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <mutex>
 #include <sstream>
 
@@ -67,10 +68,9 @@ std::string status_hint(CounterStatus status) {
 
 }  // namespace
 
-void throw_counter_error(const char* call, CUptiResult result, const char* file, int line,
-                         const std::string& context) {
-  const CounterStatus status = classify_cupti_result(result);
-  std::string what = cupti_error_text(call, result, file, line);
+void throw_counter_error(const CallFailure& failure, const std::string& context) {
+  const CounterStatus status = classify_cupti_result(static_cast<CUptiResult>(failure.code));
+  std::string what = failure.text;
   if (!context.empty()) what = context + ": " + what;
   what += " [status=" + std::string(counter_status_name(status)) + "]" + status_hint(status);
   throw CounterError(status, what);
@@ -114,12 +114,10 @@ std::string join(const std::vector<std::string>& items, const char* sep = ", ") 
 }  // namespace
 
 HostConfig::HostConfig(const std::string& chip, std::vector<uint8_t> counter_availability)
-    : chip_(chip), availability_(std::move(counter_availability)) {
-  CUpti_Profiler_Host_Initialize_Params p{CUpti_Profiler_Host_Initialize_Params_STRUCT_SIZE};
-  p.profilerType = CUPTI_PROFILER_TYPE_RANGE_PROFILER;
-  p.pChipName = chip_.c_str();
-  p.pCounterAvailabilityImage = availability_.empty() ? nullptr : availability_.data();
-  const CUptiResult r = cuptiProfilerHostInitialize(&p);
+    : chip_(chip), host_(CUPTI_PROFILER_TYPE_RANGE_PROFILER, chip, std::move(counter_availability)) {
+  if (!host_.failure()) return;
+  const CallFailure& f = *host_.failure();
+  const auto r = static_cast<CUptiResult>(f.code);
   if (r == CUPTI_ERROR_INVALID_CHIP_NAME || r == CUPTI_ERROR_INVALID_PARAMETER || r == CUPTI_ERROR_NOT_SUPPORTED) {
     std::string known;
     try {
@@ -127,24 +125,17 @@ HostConfig::HostConfig(const std::string& chip, std::vector<uint8_t> counter_ava
     } catch (const std::exception&) {
       known = "(could not list them)";
     }
-    throw std::invalid_argument("chip '" + chip_ + "' is not supported by this CUPTI (" +
-                                cupti_error_text("cuptiProfilerHostInitialize", r, __FILE__, __LINE__) +
+    throw std::invalid_argument("chip '" + chip_ + "' is not supported by this CUPTI (" + f.text +
                                 "); supported chips: " + known);
   }
-  if (r != CUPTI_SUCCESS) throw_counter_error("cuptiProfilerHostInitialize", r, __FILE__, __LINE__, "chip " + chip_);
-  host_ = p.pHostObject;
+  throw_counter_error(f, "chip " + chip_);
 }
 
-HostConfig::~HostConfig() {
-  if (host_ == nullptr) return;
-  CUpti_Profiler_Host_Deinitialize_Params p{CUpti_Profiler_Host_Deinitialize_Params_STRUCT_SIZE};
-  p.pHostObject = host_;
-  cuptiProfilerHostDeinitialize(&p);  // nothing to do about a failure in a destructor
-}
+HostConfig::~HostConfig() = default;  // ProfilerHost deinitializes
 
 std::vector<std::string> HostConfig::base_metrics(CUpti_MetricType type) const {
   CUpti_Profiler_Host_GetBaseMetrics_Params p{CUpti_Profiler_Host_GetBaseMetrics_Params_STRUCT_SIZE};
-  p.pHostObject = host_;
+  p.pHostObject = host_.get();
   p.metricType = type;
   PYPROF_COUNTER_CALL(cuptiProfilerHostGetBaseMetrics(&p));
   std::vector<std::string> out;
@@ -155,7 +146,7 @@ std::vector<std::string> HostConfig::base_metrics(CUpti_MetricType type) const {
 
 std::vector<std::string> HostConfig::sub_metrics(const std::string& metric, CUpti_MetricType type) const {
   CUpti_Profiler_Host_GetSubMetrics_Params p{CUpti_Profiler_Host_GetSubMetrics_Params_STRUCT_SIZE};
-  p.pHostObject = host_;
+  p.pHostObject = host_.get();
   p.metricType = type;
   p.pMetricName = metric.c_str();
   const CUptiResult r = cuptiProfilerHostGetSubMetrics(&p);
@@ -169,7 +160,7 @@ std::vector<std::string> HostConfig::sub_metrics(const std::string& metric, CUpt
 
 MetricProperties HostConfig::properties(const std::string& metric) const {
   CUpti_Profiler_Host_GetMetricProperties_Params p{CUpti_Profiler_Host_GetMetricProperties_Params_STRUCT_SIZE};
-  p.pHostObject = host_;
+  p.pHostObject = host_.get();
   p.pMetricName = metric.c_str();
   const CUptiResult r = cuptiProfilerHostGetMetricProperties(&p);
   if (r != CUPTI_SUCCESS)
@@ -190,7 +181,7 @@ void HostConfig::add_metrics(const std::vector<std::string>& metrics) {
   names.reserve(metrics.size());
   for (const auto& m : metrics) names.push_back(m.c_str());
   CUpti_Profiler_Host_ConfigAddMetrics_Params p{CUpti_Profiler_Host_ConfigAddMetrics_Params_STRUCT_SIZE};
-  p.pHostObject = host_;
+  p.pHostObject = host_.get();
   p.ppMetricNames = names.data();
   p.numMetrics = names.size();
   const CUptiResult r = cuptiProfilerHostConfigAddMetrics(&p);
@@ -202,7 +193,7 @@ void HostConfig::add_metrics(const std::vector<std::string>& metrics) {
   std::vector<std::string> unknown;
   for (const auto& m : metrics) {
     CUpti_Profiler_Host_GetMetricProperties_Params q{CUpti_Profiler_Host_GetMetricProperties_Params_STRUCT_SIZE};
-    q.pHostObject = host_;
+    q.pHostObject = host_.get();
     q.pMetricName = m.c_str();
     if (cuptiProfilerHostGetMetricProperties(&q) != CUPTI_SUCCESS) unknown.push_back(m);
   }
@@ -214,16 +205,16 @@ void HostConfig::add_metrics(const std::vector<std::string>& metrics) {
   if (r == CUPTI_ERROR_INVALID_PARAMETER || r == CUPTI_ERROR_INVALID_METRIC_NAME)
     throw std::invalid_argument("CUPTI rejected the metric list for chip " + chip_ + " [" + join(metrics) + "]: " +
                                 text + " (possibly unavailable on this device: see its counter availability)");
-  throw_counter_error("cuptiProfilerHostConfigAddMetrics", r, __FILE__, __LINE__, "chip " + chip_);
+  throw_counter_error(*check_cupti(r, "cuptiProfilerHostConfigAddMetrics", __FILE__, __LINE__), "chip " + chip_);
 }
 
 std::vector<uint8_t> HostConfig::config_image() const {
   CUpti_Profiler_Host_GetConfigImageSize_Params s{CUpti_Profiler_Host_GetConfigImageSize_Params_STRUCT_SIZE};
-  s.pHostObject = host_;
+  s.pHostObject = host_.get();
   PYPROF_COUNTER_CALL(cuptiProfilerHostGetConfigImageSize(&s));
   std::vector<uint8_t> image(s.configImageSize);
   CUpti_Profiler_Host_GetConfigImage_Params g{CUpti_Profiler_Host_GetConfigImage_Params_STRUCT_SIZE};
-  g.pHostObject = host_;
+  g.pHostObject = host_.get();
   g.configImageSize = image.size();
   g.pConfigImage = image.data();
   PYPROF_COUNTER_CALL(cuptiProfilerHostGetConfigImage(&g));
@@ -235,7 +226,7 @@ std::vector<double> HostConfig::evaluate(const std::vector<uint8_t>& counter_dat
   for (const auto& m : metrics_) names.push_back(m.c_str());
   std::vector<double> values(names.size(), 0.0);
   CUpti_Profiler_Host_EvaluateToGpuValues_Params p{CUpti_Profiler_Host_EvaluateToGpuValues_Params_STRUCT_SIZE};
-  p.pHostObject = host_;
+  p.pHostObject = host_.get();
   p.pCounterDataImage = counter_data.data();
   p.counterDataImageSize = counter_data.size();
   p.rangeIndex = range_index;
@@ -275,20 +266,20 @@ class DeviceScope {
  public:
   explicit DeviceScope(int device) {
     had_prev_ = cudaGetDevice(&prev_) == cudaSuccess;
-    cudaError_t err = cudaSetDevice(device);
-    if (err == cudaSuccess) err = cudaFree(nullptr);  // forces the primary context into existence
-    if (err != cudaSuccess) {
-      cudaGetLastError();  // do not leave the sticky error for the framework to trip over
+    auto failure = PYPROF_CUDA_FAILURE(cudaSetDevice(device));
+    if (!failure) failure = PYPROF_CUDA_FAILURE(cudaFree(nullptr));  // forces the primary context into existence
+    if (failure) {
+      (void)cudaGetLastError();  // do not leave the sticky error for the framework to trip over
+      const auto err = static_cast<cudaError_t>(failure->code);
       const bool no_gpu = err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
                           err == cudaErrorInvalidDevice || err == cudaErrorStubLibrary;
       throw CounterError(no_gpu ? CounterStatus::kUnsupported : CounterStatus::kError,
-                         "device " + std::to_string(device) + ": " +
-                             cuda_error_text("cudaSetDevice/cudaFree(0)", err, __FILE__, __LINE__) +
+                         "device " + std::to_string(device) + ": " + failure->text +
                              (no_gpu ? " [status=unsupported] (no usable GPU/driver)" : " [status=error]"));
     }
   }
   ~DeviceScope() {
-    if (had_prev_) cudaSetDevice(prev_);
+    if (had_prev_) (void)cudaSetDevice(prev_);  // restoring: nothing better to do on failure
   }
 
  private:
@@ -368,9 +359,60 @@ RangeMode parse_range_mode(const std::string& mode) {
   throw std::invalid_argument("mode must be 'kernel' or 'step', not '" + mode + "'");
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Pass bookkeeping (pure)
+
+PassBookkeeper::PassBookkeeper(RangeMode mode, uint16_t min_nesting_level)
+    : mode_(mode), min_level_(min_nesting_level) {
+  next_.target_nesting_level = min_level_;
+}
+
+std::optional<PassConfig> PassBookkeeper::before_start() {
+  // Step mode: every pass gets its own SetConfig with what the previous Stop reported. Kernel mode: once per image.
+  if (mode_ == RangeMode::kPerStep || !configured_) {
+    configured_ = true;
+    return next_;
+  }
+  return std::nullopt;
+}
+
+void PassBookkeeper::after_stop(size_t next_pass_index, size_t next_target_nesting_level, bool all_passes_submitted) {
+  ++passes_submitted_;
+  last_pass_index_ = next_pass_index;
+  all_submitted_ = all_passes_submitted;
+  if (mode_ != RangeMode::kPerStep) return;
+  if (!all_passes_submitted && passes_submitted_ > 1 && next_pass_index < next_.pass_index)
+    throw std::logic_error("Range Profiler pass bookkeeping: Stop reported pass " + std::to_string(next_pass_index) +
+                           " after pass " + std::to_string(next_.pass_index) + " in one collection");
+  next_.pass_index = next_pass_index;
+  next_.target_nesting_level =
+      static_cast<uint16_t>(next_target_nesting_level > 0 ? next_target_nesting_level : min_level_);
+}
+
+void PassBookkeeper::after_decode() {
+  next_ = PassConfig{};
+  next_.target_nesting_level = min_level_;
+  configured_ = false;
+  all_submitted_ = false;
+  passes_submitted_ = 0;
+}
+
+size_t next_max_ranges(size_t current, size_t decoded, size_t dropped, size_t cap) {
+  if (dropped == 0) return current;
+  size_t want = std::max(current, decoded + dropped);
+  want = want > cap / 2 ? cap : want * 2;
+  return std::min(std::max(want, current), cap);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// RangeProfiler
+
 RangeProfiler::RangeProfiler(int device, const std::vector<std::string>& metrics, RangeMode mode, size_t max_ranges)
-    : device_(device), mode_(mode), max_ranges_(max_ranges) {
+    : device_(device), mode_(mode), max_ranges_(max_ranges), passes_(mode) {
   if (max_ranges_ == 0) throw std::invalid_argument("max_ranges must be at least 1");
+  if (max_ranges_ > kMaxRangesCap)
+    throw std::invalid_argument("max_ranges must be at most " + std::to_string(kMaxRangesCap) + ", got " +
+                                std::to_string(max_ranges_));
   DeviceScope scope(device_);
   ensure_profiler_initialized();
   chip_ = chip_name_current(device_);
@@ -382,56 +424,70 @@ RangeProfiler::RangeProfiler(int device, const std::vector<std::string>& metrics
   config_image_ = host_->config_image();
   num_passes_ = config_num_passes(config_image_);
 
+  std::string held_by;
+  claim_ = CounterClaim::acquire(device_, CounterUser::kRangeProfiler, &held_by);
+  if (!claim_) throw CounterError(CounterStatus::kCountersInUse, held_by);
+
   CUpti_RangeProfiler_Enable_Params en{CUpti_RangeProfiler_Enable_Params_STRUCT_SIZE};
   en.ctx = nullptr;  // current (primary) context of device_
-  PYPROF_COUNTER_CALL(cuptiRangeProfilerEnable(&en));
+  if (const auto f = PYPROF_CUPTI_FAILURE(cuptiRangeProfilerEnable(&en))) {
+    claim_.reset();
+    throw_counter_error(*f);
+  }
   object_ = en.pRangeProfilerObject;
-
   try {
-    std::vector<const char*> names;
-    for (const auto& m : host_->metrics()) names.push_back(m.c_str());
-    CUpti_RangeProfiler_GetCounterDataSize_Params sz{CUpti_RangeProfiler_GetCounterDataSize_Params_STRUCT_SIZE};
-    sz.pRangeProfilerObject = object_;
-    sz.pMetricNames = names.data();
-    sz.numMetrics = names.size();
-    sz.maxNumOfRanges = max_ranges_;
-    sz.maxNumRangeTreeNodes = static_cast<uint32_t>(max_ranges_);  // one nesting level: one node per range
-    PYPROF_COUNTER_CALL(cuptiRangeProfilerGetCounterDataSize(&sz));
-    counter_data_.assign(sz.counterDataSize, 0);
-
-    CUpti_RangeProfiler_CounterDataImage_Initialize_Params ci{
-        CUpti_RangeProfiler_CounterDataImage_Initialize_Params_STRUCT_SIZE};
-    ci.pRangeProfilerObject = object_;
-    ci.counterDataSize = counter_data_.size();
-    ci.pCounterData = counter_data_.data();
-    PYPROF_COUNTER_CALL(cuptiRangeProfilerCounterDataImageInitialize(&ci));
-
-    CUpti_RangeProfiler_SetConfig_Params sc{CUpti_RangeProfiler_SetConfig_Params_STRUCT_SIZE};
-    sc.pRangeProfilerObject = object_;
-    sc.configSize = config_image_.size();
-    sc.pConfig = config_image_.data();
-    sc.counterDataImageSize = counter_data_.size();
-    sc.pCounterDataImage = counter_data_.data();
-    if (mode_ == RangeMode::kPerKernel) {
-      // One range per kernel; CUPTI saves/restores device memory and replays each kernel num_passes times.
-      sc.range = CUPTI_AutoRange;
-      sc.replayMode = CUPTI_KernelReplay;
-    } else {
-      // The caller's push/pop ranges; each Start..Stop is one pass and the caller's next (identical) step is the
-      // next pass, so nothing is re-executed.
-      sc.range = CUPTI_UserRange;
-      sc.replayMode = CUPTI_ApplicationReplay;
-    }
-    sc.maxRangesPerPass = max_ranges_;
-    sc.numNestingLevels = 1;
-    sc.minNestingLevel = 1;
-    sc.passIndex = 0;
-    sc.targetNestingLevel = 1;
-    PYPROF_COUNTER_CALL(cuptiRangeProfilerSetConfig(&sc));
+    init_image();
   } catch (...) {
     close();
     throw;
   }
+}
+
+void RangeProfiler::init_image() {
+  std::vector<const char*> names;
+  for (const auto& m : host_->metrics()) names.push_back(m.c_str());
+  CUpti_RangeProfiler_GetCounterDataSize_Params sz{CUpti_RangeProfiler_GetCounterDataSize_Params_STRUCT_SIZE};
+  sz.pRangeProfilerObject = object_;
+  sz.pMetricNames = names.data();
+  sz.numMetrics = names.size();
+  sz.maxNumOfRanges = max_ranges_;
+  sz.maxNumRangeTreeNodes = static_cast<uint32_t>(max_ranges_);  // one nesting level: one node per range
+  PYPROF_COUNTER_CALL(cuptiRangeProfilerGetCounterDataSize(&sz));
+  counter_data_.assign(sz.counterDataSize, 0);
+
+  CUpti_RangeProfiler_CounterDataImage_Initialize_Params ci{
+      CUpti_RangeProfiler_CounterDataImage_Initialize_Params_STRUCT_SIZE};
+  ci.pRangeProfilerObject = object_;
+  ci.counterDataSize = counter_data_.size();
+  ci.pCounterData = counter_data_.data();
+  PYPROF_COUNTER_CALL(cuptiRangeProfilerCounterDataImageInitialize(&ci));
+  image_dirty_ = false;
+  passes_.after_decode();  // a fresh image starts a new collection: SetConfig before the next Start
+}
+
+void RangeProfiler::set_config(const PassConfig& pc) {
+  CUpti_RangeProfiler_SetConfig_Params sc{CUpti_RangeProfiler_SetConfig_Params_STRUCT_SIZE};
+  sc.pRangeProfilerObject = object_;
+  sc.configSize = config_image_.size();
+  sc.pConfig = config_image_.data();
+  sc.counterDataImageSize = counter_data_.size();
+  sc.pCounterDataImage = counter_data_.data();
+  if (mode_ == RangeMode::kPerKernel) {
+    // One range per kernel; CUPTI saves/restores device memory and replays each kernel num_passes times.
+    sc.range = CUPTI_AutoRange;
+    sc.replayMode = CUPTI_KernelReplay;
+  } else {
+    // The caller's push/pop ranges; each Start..Stop is one pass and the caller's next (identical) step is the
+    // next pass, so nothing is re-executed. passIndex/targetNestingLevel: what the previous Stop reported.
+    sc.range = CUPTI_UserRange;
+    sc.replayMode = CUPTI_ApplicationReplay;
+  }
+  sc.maxRangesPerPass = max_ranges_;
+  sc.numNestingLevels = 1;
+  sc.minNestingLevel = 1;
+  sc.passIndex = pc.pass_index;
+  sc.targetNestingLevel = pc.target_nesting_level;
+  PYPROF_COUNTER_CALL(cuptiRangeProfilerSetConfig(&sc));
 }
 
 RangeProfiler::~RangeProfiler() {
@@ -447,13 +503,24 @@ void RangeProfiler::require_open(const char* what) const {
     throw std::runtime_error(std::string("RangeProfiler.") + what + ": the profiler is closed");
 }
 
+void RangeProfiler::reserve_ranges(size_t max_ranges) {
+  require_open("reserve_ranges");
+  if (started_) throw std::runtime_error("RangeProfiler.reserve_ranges: call stop() first");
+  const size_t want = std::min(std::max<size_t>(max_ranges, 1), kMaxRangesCap);
+  if (want <= max_ranges_ || image_dirty_) return;  // a half-collected image is decoded before it is resized
+  max_ranges_ = want;
+  DeviceScope scope(device_);
+  init_image();
+}
+
 void RangeProfiler::start() {
   require_open("start");
   if (started_) throw std::runtime_error("RangeProfiler.start: already started (call stop() first)");
-  if (all_passes_submitted_ && mode_ == RangeMode::kPerStep)
+  if (passes_.all_passes_submitted() && mode_ == RangeMode::kPerStep)
     throw std::runtime_error("RangeProfiler.start: all " + std::to_string(num_passes_) +
                              " passes were submitted already; decode() the data");
   DeviceScope scope(device_);
+  if (const auto pc = passes_.before_start()) set_config(*pc);
   CUpti_RangeProfiler_Start_Params p{CUpti_RangeProfiler_Start_Params_STRUCT_SIZE};
   p.pRangeProfilerObject = object_;
   PYPROF_COUNTER_CALL(cuptiRangeProfilerStart(&p));
@@ -488,15 +555,17 @@ bool RangeProfiler::stop() {
   p.pRangeProfilerObject = object_;
   started_ = false;
   PYPROF_COUNTER_CALL(cuptiRangeProfilerStop(&p));
-  last_pass_index_ = p.passIndex;
-  all_passes_submitted_ = p.isAllPassSubmitted != 0;
-  return all_passes_submitted_;
+  image_dirty_ = true;
+  passes_.after_stop(p.passIndex, p.targetNestingLevel, p.isAllPassSubmitted != 0);
+  const bool all = passes_.all_passes_submitted();
+  if (mode_ == RangeMode::kPerKernel) {
+    // Kernel replay completes every pass of a kernel before the next one runs: after Stop the image is whole.
+    decode_image(&decoded_);
+  }
+  return all;
 }
 
-DecodedRanges RangeProfiler::decode(size_t first_range) {
-  require_open("decode");
-  if (started_) throw std::runtime_error("RangeProfiler.decode: call stop() first");
-  DeviceScope scope(device_);
+void RangeProfiler::decode_image(std::vector<RangeValues>* out) {
   CUpti_RangeProfiler_DecodeData_Params d{CUpti_RangeProfiler_DecodeData_Params_STRUCT_SIZE};
   d.pRangeProfilerObject = object_;
   PYPROF_COUNTER_CALL(cuptiRangeProfilerDecodeData(&d));
@@ -506,11 +575,7 @@ DecodedRanges RangeProfiler::decode(size_t first_range) {
   info.pCounterDataImage = counter_data_.data();
   info.counterDataImageSize = counter_data_.size();
   PYPROF_COUNTER_CALL(cuptiRangeProfilerGetCounterDataInfo(&info));
-
-  DecodedRanges out;
-  out.dropped_ranges = dropped_ranges_;
-  out.total_ranges = info.numTotalRanges;
-  for (size_t r = first_range; r < info.numTotalRanges; ++r) {
+  for (size_t r = 0; r < info.numTotalRanges; ++r) {
     CUpti_RangeProfiler_CounterData_GetRangeInfo_Params ri{
         CUpti_RangeProfiler_CounterData_GetRangeInfo_Params_STRUCT_SIZE};
     ri.pCounterDataImage = counter_data_.data();
@@ -521,8 +586,31 @@ DecodedRanges RangeProfiler::decode(size_t first_range) {
     RangeValues rv;
     rv.name = ri.rangeName ? ri.rangeName : std::to_string(r);
     rv.values = host_->evaluate(counter_data_, r);
-    out.ranges.push_back(std::move(rv));
+    out->push_back(std::move(rv));
   }
+  // The next image holds what this one could not (sized from the kernels actually launched), then starts empty.
+  max_ranges_ = next_max_ranges(max_ranges_, info.numTotalRanges, d.numOfRangeDropped, kMaxRangesCap);
+  init_image();
+}
+
+DecodedRanges RangeProfiler::decode(size_t first_range) {
+  require_open("decode");
+  if (started_) throw std::runtime_error("RangeProfiler.decode: call stop() first");
+  DeviceScope scope(device_);
+  if (mode_ == RangeMode::kPerStep && image_dirty_) {
+    decoded_base_ += decoded_.size();
+    decoded_.clear();
+    decode_image(&decoded_);
+  }
+  DecodedRanges out;
+  out.dropped_ranges = dropped_ranges_;
+  out.total_ranges = decoded_base_ + decoded_.size();
+  for (size_t i = 0; i < decoded_.size(); ++i) {
+    if (decoded_base_ + i >= first_range) out.ranges.push_back(decoded_[i]);
+  }
+  // Handed over: memory stays bounded by one decode's ranges.
+  decoded_base_ += decoded_.size();
+  decoded_.clear();
   return out;
 }
 
@@ -532,12 +620,13 @@ void RangeProfiler::close() {
   if (started_) {
     CUpti_RangeProfiler_Stop_Params s{CUpti_RangeProfiler_Stop_Params_STRUCT_SIZE};
     s.pRangeProfilerObject = object_;
-    cuptiRangeProfilerStop(&s);  // best effort: closing must release the counters even after an error
+    (void)cuptiRangeProfilerStop(&s);  // best effort: closing must release the counters even after an error
     started_ = false;
   }
   CUpti_RangeProfiler_Disable_Params p{CUpti_RangeProfiler_Disable_Params_STRUCT_SIZE};
   p.pRangeProfilerObject = object_;
   object_ = nullptr;
+  claim_.reset();
   PYPROF_COUNTER_CALL(cuptiRangeProfilerDisable(&p));
 }
 

@@ -18,9 +18,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "check.h"
+#include "counter_claims.h"
+#include "profiler_host.h"
 
 namespace pyprof::cuda {
 
@@ -45,16 +50,11 @@ class CounterError : public std::runtime_error {
   CounterStatus status_;
 };
 
-// Throws CounterError (status from classify_cupti_result) with the call text, file:line and CUPTI's message.
-[[noreturn]] void throw_counter_error(const char* call, CUptiResult result, const char* file, int line,
-                                      const std::string& context = "");
+// Throws CounterError (status from classify_cupti_result) with check.h's text (call, file:line, CUPTI's message).
+[[noreturn]] void throw_counter_error(const CallFailure& failure, const std::string& context = "");
+[[noreturn]] inline void throw_counter_error_here(const CallFailure& failure) { throw_counter_error(failure); }
 
-#define PYPROF_COUNTER_CALL(call)                                                          \
-  do {                                                                                     \
-    CUptiResult pyprof_cres_ = (call);                                                     \
-    if (pyprof_cres_ != CUPTI_SUCCESS)                                                     \
-      ::pyprof::cuda::throw_counter_error(#call, pyprof_cres_, __FILE__, __LINE__);        \
-  } while (0)
+#define PYPROF_COUNTER_CALL(call) PYPROF_CUPTI_CALL_AS(call, ::pyprof::cuda::throw_counter_error_here)
 
 // ---------------------------------------------------------------------------------------------------------------
 // Host side: no GPU needed.
@@ -97,12 +97,11 @@ class HostConfig {
   // Evaluates metrics() for one range of a decoded counter data image.
   std::vector<double> evaluate(const std::vector<uint8_t>& counter_data, size_t range_index) const;
 
-  CUpti_Profiler_Host_Object* object() const { return host_; }
+  CUpti_Profiler_Host_Object* object() const { return host_.get(); }
 
  private:
   std::string chip_;
-  std::vector<uint8_t> availability_;  // must outlive host_: CUPTI keeps a pointer to it
-  CUpti_Profiler_Host_Object* host_ = nullptr;
+  ProfilerHost host_;  // the shared RAII holder; keeps the availability image CUPTI points to
   std::vector<std::string> metrics_;
 };
 
@@ -131,6 +130,53 @@ enum class RangeMode {
 };
 RangeMode parse_range_mode(const std::string& mode);  // "kernel" | "step"
 
+// Pass bookkeeping of one collection (pure: no CUPTI call, tested on a CPU through pyprof._C_cuda.testing).
+//
+// Step mode (UserRange + ApplicationReplay): the application replays, one pass per start()..stop(). CUPTI's Stop
+// returns the passIndex and targetNestingLevel the *next* pass must collect, and they go to SetConfig before the next
+// Start (cupti_range_profiler.h, CUpti_RangeProfiler_Stop_Params [out] and SetConfig [in]; the older profiler API says
+// it plainly: "set this to the output of EndPass() for application replay", cupti_profiler_target.h,
+// CUpti_Profiler_SetConfig_Params). Without that, pass 0 is collected again and again and the set never completes.
+// Kernel mode (AutoRange + KernelReplay): CUPTI replays each kernel itself; one SetConfig per counter data image.
+struct PassConfig {
+  size_t pass_index = 0;
+  uint16_t target_nesting_level = 1;
+};
+
+class PassBookkeeper {
+ public:
+  PassBookkeeper(RangeMode mode, uint16_t min_nesting_level = 1);
+  // The SetConfig parameters for the Start about to happen, or nullopt when the current configuration stands.
+  std::optional<PassConfig> before_start();
+  // What Stop reported. Throws std::logic_error if Stop reports a pass index that goes backwards within a collection
+  // (CUPTI would be collecting a pass twice).
+  void after_stop(size_t next_pass_index, size_t next_target_nesting_level, bool all_passes_submitted);
+  // The counter data image was decoded and re-initialized: the next Start begins a new collection at pass 0.
+  void after_decode();
+
+  bool all_passes_submitted() const { return all_submitted_; }
+  size_t passes_submitted() const { return passes_submitted_; }
+  size_t last_pass_index() const { return last_pass_index_; }
+
+ private:
+  RangeMode mode_;
+  uint16_t min_level_;
+  PassConfig next_;
+  bool configured_ = false;       // SetConfig done for the current image
+  bool all_submitted_ = false;
+  size_t passes_submitted_ = 0;   // Stops in the current collection
+  size_t last_pass_index_ = 0;    // the pass index the last Stop named
+};
+
+// Ranges the next counter data image holds, after one that held `current` decoded `decoded` ranges and dropped
+// `dropped`: unchanged while nothing is dropped, else enough for what was seen (doubled, so a growing step settles in
+// a few collections), capped at `cap`. Pure; tested on a CPU.
+size_t next_max_ranges(size_t current, size_t decoded, size_t dropped, size_t cap);
+
+// Largest counter data image pyprof sizes on its own (ranges); a kernel-mode step with more kernels drops the rest
+// and says so. 1 << 16 ranges is a few hundred MB of counter data for a FLOP metric set at most.
+constexpr size_t kMaxRangesCap = size_t{1} << 16;
+
 struct RangeValues {
   std::string name;
   std::vector<double> values;  // same order as RangeProfiler::metrics()
@@ -152,20 +198,32 @@ class RangeProfiler {
   size_t num_passes() const { return num_passes_; }
   const std::string& chip() const { return chip_; }
   const std::vector<std::string>& metrics() const { return host_->metrics(); }
-  size_t last_pass_index() const { return last_pass_index_; }
-  bool all_passes_submitted() const { return all_passes_submitted_; }
+  size_t last_pass_index() const { return passes_.last_pass_index(); }
+  bool all_passes_submitted() const { return passes_.all_passes_submitted(); }
+  size_t max_ranges() const { return max_ranges_; }
 
   void start();
   void push_range(const std::string& name);
   void pop_range();
-  bool stop();  // true once every pass of the configuration has been submitted
-  // Decodes what the device collected; evaluates ranges [first_range, total). Counted dropped ranges accumulate.
+  // Ends a pass: true once every pass of the configuration has been submitted. Kernel mode decodes right here and
+  // re-initializes the counter data image (the ranges wait in this object for decode()), so a stop/start pair in the
+  // middle of a step (the NCCL exclusion) loses nothing and each image holds one stop's kernels.
+  bool stop();
+  // Step mode: decodes the collected passes, then re-initializes the image for a new collection.
+  // Kernel mode: hands over the ranges decoded at the stops since the last decode().
+  // Ranges are numbered from the profiler's start; those below first_range are skipped. Dropped ranges accumulate.
   DecodedRanges decode(size_t first_range = 0);
+  // Sizes the next counter data image for at least `max_ranges` ranges (e.g. the kernels the tracer saw in a step);
+  // only between collections (not started). Capped at kMaxRangesCap.
+  void reserve_ranges(size_t max_ranges);
   void close();
   bool closed() const { return object_ == nullptr; }
 
  private:
   void require_open(const char* what) const;
+  void init_image();     // (re)sizes and initializes counter_data_ for max_ranges_; needs a SetConfig after
+  void set_config(const PassConfig& pc);
+  void decode_image(std::vector<RangeValues>* out);  // DecodeData + evaluate every range of the image
 
   int device_;
   RangeMode mode_;
@@ -177,10 +235,13 @@ class RangeProfiler {
   std::vector<uint8_t> counter_data_;
   size_t num_passes_ = 0;
   CUpti_RangeProfiler_Object* object_ = nullptr;
+  std::optional<CounterClaim> claim_;  // this device's counters, against a PM sampler (counter_claims.h)
+  PassBookkeeper passes_;
   bool started_ = false;
-  bool all_passes_submitted_ = false;
-  size_t last_pass_index_ = 0;
+  bool image_dirty_ = false;           // a stop collected into the image since it was initialized
   size_t dropped_ranges_ = 0;
+  std::vector<RangeValues> decoded_;   // kernel mode: ranges decoded at stops, waiting for decode()
+  size_t decoded_base_ = 0;            // index of decoded_[0] among all ranges since the start
 };
 
 }  // namespace pyprof::cuda

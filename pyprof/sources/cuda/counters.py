@@ -602,6 +602,17 @@ class CounterSession:
         self.status = "ok"
         return True
 
+    def reserve_ranges(self, kernels_per_step: int) -> None:
+        """Kernel mode: size the next counter data image for ``kernels_per_step`` ranges (one per kernel), e.g. the
+        kernel count the tracer saw in the last step. Between steps only; no-op otherwise. The native side also grows
+        the image by itself after a step that dropped ranges (capped at 65536 ranges)."""
+        if self.mode != "kernel" or not self._active or self._in_step or self._profiler is None:
+            return
+        try:
+            self._profiler.reserve_ranges(int(kernels_per_step))
+        except Exception as e:  # noqa: BLE001 -- counters must never take the training loop down
+            self._fail(e)
+
     def begin_step(self, step: int, kernel_signature: Any = None) -> None:
         """Marks the start of training step ``step`` (no-op when inactive or already complete)."""
         if not self._active or self._in_step:
@@ -727,8 +738,11 @@ class CounterSession:
             except KeyError as e:
                 r.notes.append(f"FLOPs not computed: {e}")
         if r.dropped_ranges:
-            r.notes.append(f"{r.dropped_ranges} range(s) dropped: the counter data image holds {self.max_ranges} "
-                           "ranges (raise max_ranges)")
+            # The native image grows after a step that dropped ranges (kernel mode), up to its cap of 65536.
+            held = getattr(self._profiler, "max_ranges", self.max_ranges) if self._profiler is not None else None
+            r.notes.append(f"{r.dropped_ranges} range(s) dropped: the counter data image held "
+                           f"{held if held is not None else self.max_ranges} ranges when they were lost "
+                           "(raise max_ranges, or call reserve_ranges with the kernels of one step)")
         if self.mode == "kernel":
             r.notes.append(f"{r.excluded_kernels} communication call(s) kept out of kernel replay")
 

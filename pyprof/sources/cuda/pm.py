@@ -240,6 +240,8 @@ def _explain(status: str, error: str) -> str:
         return f"PM sampling needs a GPU with a driver: {error}"
     if status == "not_supported":
         return f"PM sampling is not supported on this device/configuration: {error}"
+    if status == "counters_in_use":  # the native message names the holder (a Range Profiler) and the fix
+        return f"PM sampling refused: {error}"
     return f"PM sampling failed to start: {error}"
 
 

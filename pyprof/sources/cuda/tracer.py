@@ -10,7 +10,9 @@ falls back to CUDA-event step timing. Importing this module never fails; without
 ``start()`` returns ``False`` with the reason.
 
 The native tracer is shared by the whole process: every :class:`KernelTracer` holds a reference, and the tracer stops
-when the last holder stops (:func:`enable_early` holds one until :func:`release_early`).
+when the last holder stops (:func:`enable_early` holds one until :func:`release_early`). Its aggregator is shared too:
+each :meth:`KernelTracer.start` empties it, so a profile never reports an earlier profile's kernels (nor pyprof's own
+peak kernels traced under :func:`enable_early`). Two profiles that overlap in time therefore share one table.
 """
 
 from __future__ import annotations
@@ -185,18 +187,23 @@ class KernelTracer:
     Args:
         buffer_bytes: Size of one CUPTI activity buffer.
         max_buffers: Most buffers alive at once; CUPTI drops records (counted in :meth:`stats`) beyond that.
+        external_correlation: Let :meth:`push_external_id` tags reach the kernels. CUPTI writes those links only next
+            to a per-launch runtime/driver API record, which costs time on every launch, so it is off unless asked
+            (``profile()`` does not use the tags). Only the start that starts the native tracer decides it.
 
     Raises:
         ValueError: ``buffer_bytes`` below 64 KiB or ``max_buffers`` below 1.
     """
 
-    def __init__(self, buffer_bytes: int = 4 << 20, max_buffers: int = 64) -> None:
+    def __init__(self, buffer_bytes: int = 4 << 20, max_buffers: int = 64, *,
+                 external_correlation: bool = False) -> None:
         if buffer_bytes < 64 * 1024:
             raise ValueError(f"buffer_bytes must be at least 65536, got {buffer_bytes}")
         if max_buffers < 1:
             raise ValueError(f"max_buffers must be at least 1, got {max_buffers}")
         self.buffer_bytes = int(buffer_bytes)
         self.max_buffers = int(max_buffers)
+        self.external_correlation = bool(external_correlation)
         self._active = False
         self._reason = "not started"
         self._code: int | None = None
@@ -225,6 +232,9 @@ class KernelTracer:
     def start(self) -> bool:
         """Start (or join) the process-wide tracer.
 
+        Every successful start empties the shared aggregator (see the module docstring): what this handle reports
+        begins here.
+
         Returns:
             True when tracing; False with :attr:`reason` set when the CUDA part is missing, there is no driver, or
             another tool holds CUPTI (then a warning is issued once per process). Never raises for those.
@@ -236,7 +246,8 @@ class KernelTracer:
         if mod is None:
             return False
         try:
-            status = mod.tracer_start(self.buffer_bytes, self.max_buffers)
+            status = mod.tracer_start(self.buffer_bytes, self.max_buffers,
+                                      external_correlation=self.external_correlation)
         except Exception as e:  # a broken native part must not take the training loop down
             self._reason = f"pyprof._C_cuda.tracer_start failed: {e!r}"
             return False
@@ -246,6 +257,11 @@ class KernelTracer:
             if self._code == getattr(mod, "CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED", 39):
                 _warn_cupti_busy(str(status.get("holder", "")))
             return False
+        try:
+            mod.tracer_reset()  # a new profile starts empty: no earlier profile's (or peak kernels') records
+        except Exception as e:  # noqa: BLE001 -- keep tracing; the report would only carry older kernels too
+            warnings.warn(f"pyprof: could not reset the kernel tracer's aggregator: {e!r}", RuntimeWarning,
+                          stacklevel=2)
         with _lock:
             _refs += 1
         self._active = True
@@ -277,9 +293,15 @@ class KernelTracer:
         return int(self._require().tracer_now_ns())
 
     def flush(self) -> None:
-        """Hand every record CUPTI holds to the aggregator (blocks until done); no-op when not active."""
+        """Hand CUPTI's completed buffers to the aggregator (blocks until done); no-op when not active.
+
+        Not forced: CUPTI hands over every buffer whose records are all complete, full or not, and keeps those with
+        an unfinished record for a later flush (cupti_activity.h, ``cuptiActivityFlushAll``). The forced flush that
+        also returns incomplete records happens only when the native tracer stops. Synchronize the device before
+        closing a window if its last kernels must be in it.
+        """
         if self._active:
-            self._require().tracer_flush()
+            self._require().tracer_flush(False)
 
     def close_window(self, start_ns: int, end_ns: int, keep_records: bool = False) -> GpuWindow:
         """Flush, then aggregate and remove the records that start in ``[start_ns, end_ns)``.
