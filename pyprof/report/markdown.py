@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pyprof.records import ProfileResult
+from pyprof.report.escape import markdown as _esc, markdown_code as _code
 from pyprof.report.format import num, si
 from pyprof.report.rows import gpu_kernels, summary_rows, top_ops, uncounted_ops
-
-
-def _esc(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(r: ProfileResult) -> str:
@@ -27,18 +24,18 @@ def render_markdown(r: ProfileResult) -> str:
     ops = top_ops(r)
     if ops:
         out += ["", "## Counted ops (per distinct step signature)", "", "| op | calls | FLOPs | share |", "|---|---:|---:|---:|"]
-        out += [f"| `{_esc(n)}` | {c} | {si(f, 'FLOP')} | {100 * s:.1f}% |" for n, c, f, s in ops]
+        out += [f"| {_code(n)} | {c} | {si(f, 'FLOP')} | {100 * s:.1f}% |" for n, c, f, s in ops]
     unc = uncounted_ops(r)
     if unc:
         out += ["", "## Ops without a FLOP formula (not counted)", "", "| op | calls | kind |", "|---|---:|---|"]
-        out += [f"| `{_esc(n)}` | {c} | {k} |" for n, c, k in unc]
+        out += [f"| {_code(n)} | {c} | {k} |" for n, c, k in unc]
     ks = gpu_kernels(r)
     if ks:
         out += ["", "## GPU kernels (top by total time)", "",
                 "| kernel | grid | block | calls | total (s) | max (s) | library FLOPs | precision | achieved FLOP/s |",
                 "|---|---|---|---:|---:|---:|---:|---|---:|"]
         for k in ks:
-            out.append(f"| `{_esc(str(k.get('name'))[:120])}` | {k.get('grid')} | {k.get('block')} | {k.get('count')} | "
+            out.append(f"| {_code(str(k.get('name'))[:120])} | {k.get('grid')} | {k.get('block')} | {k.get('count')} | "
                        f"{num(k.get('total_time_s'))} | {num(k.get('max_time_s'))} | {si(k.get('library_flops'))} | "
                        f"{k.get('precision') or ''} | {si(k.get('achieved_flops_per_s'))} |")
     if r.steps:
