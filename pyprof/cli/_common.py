@@ -1,14 +1,46 @@
-"""What every pyprof command shares: bad input is one line on stderr and exit code 2, no traceback."""
+"""What every pyprof command shares: bad input is one line on stderr and exit code 2, no traceback; output folders
+are checked before any work starts; ``--json`` documents carry their ``kind`` and ``schema_version``."""
 
 from __future__ import annotations
 
+import json
+from typing import Any, NoReturn
+
 import typer
+
+from pyprof.report.atomic import check_output_dir
+from pyprof.report.escape import plain
+
+__all__ = ["EXIT_BAD_INPUT", "CLI_JSON_SCHEMA_VERSION", "check_output_dir", "fail", "json_document"]
 
 #: Exit code for bad input (the same as click's usage errors).
 EXIT_BAD_INPUT = 2
 
+#: Version of every ``--json`` document the CLI prints (``kind`` says which document). Minor: fields added;
+#: major: a field removed or its meaning changed.
+CLI_JSON_SCHEMA_VERSION = "1.0"
 
-def fail(message: str) -> None:
-    """Print ``Error: message`` on stderr and exit with :data:`EXIT_BAD_INPUT`."""
-    typer.echo(f"Error: {message}", err=True)
+
+def fail(message: str) -> NoReturn:
+    """Print ``Error: message`` on stderr and exit with :data:`EXIT_BAD_INPUT`.
+
+    The message often quotes the user's input or a file's content, so terminal control characters are stripped.
+    """
+    typer.echo(f"Error: {plain(message)}", err=True)
     raise typer.Exit(code=EXIT_BAD_INPUT)
+
+
+def json_document(kind: str, payload: dict[str, Any]) -> str:
+    """A ``--json`` document: ``{"kind": kind, "schema_version": ..., **payload}`` as strict JSON.
+
+    Raises:
+        pyprof.errors.InvalidInputError: a value is NaN or infinite (JSON has neither; an overflowing result is an
+            error, not ``Infinity``).
+    """
+    from pyprof.errors import InvalidInputError
+
+    doc = {"kind": kind, "schema_version": CLI_JSON_SCHEMA_VERSION, **payload}
+    try:
+        return json.dumps(doc, indent=2, default=str, allow_nan=False)
+    except ValueError as e:
+        raise InvalidInputError(f"a result is not a finite number ({e}); the inputs overflow: use smaller values") from None
