@@ -44,3 +44,42 @@ def json_document(kind: str, payload: dict[str, Any]) -> str:
         return json.dumps(doc, indent=2, default=str, allow_nan=False)
     except ValueError as e:
         raise InvalidInputError(f"a result is not a finite number ({e}); the inputs overflow: use smaller values") from None
+
+
+def check_flag_number(flag: str, value: float | int | None, *, unit: str, example: str, minimum: float = 0.0,
+                      inclusive: bool = False, maximum: float | None = None, integer: bool = False) -> None:
+    """Check a numeric command-line option in the CLI's own terms (the flag, its unit, an example of a right value).
+
+    ``None`` (the option was not given) passes. The API functions behind the commands check their own arguments
+    too, but their messages name Python parameters and units (``peak_flops_per_s`` in FLOP/s); a CLI user typed a
+    flag, so the flag is checked first.
+
+    Args:
+        flag: the option as typed, e.g. ``"--peak-tflops"``.
+        value: the parsed value.
+        unit: what the flag takes, e.g. ``"TFLOP/s per device"``.
+        example: a right value, e.g. ``"1.58 for a GTX 580"``.
+        minimum: the lowest value allowed (excluded unless ``inclusive``).
+        maximum: the highest value allowed (included), if any.
+        integer: whether the value must be a whole number.
+
+    Raises:
+        pyprof.errors.InvalidInputError: NaN, infinite, out of range or not whole; the message names ``flag``.
+    """
+    import math
+
+    from pyprof.errors import InvalidInputError
+
+    if value is None:
+        return
+    fix = f"pass {flag} in {unit}, e.g. {flag} {example}"
+    v = float(value)
+    if not math.isfinite(v):
+        raise InvalidInputError(f"{flag} {value} is not a finite number; {fix}")
+    if v < minimum or (v == minimum and not inclusive):
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise InvalidInputError(f"{flag} {value:g} must be {bound}; {fix}")
+    if maximum is not None and v > maximum:
+        raise InvalidInputError(f"{flag} {value:g} is above {maximum:g}; {fix}")
+    if integer and not v.is_integer():
+        raise InvalidInputError(f"{flag} {value:g} must be a whole number; {fix}")
