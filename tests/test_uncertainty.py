@@ -150,3 +150,45 @@ def test_cli_estimate_interval():
     assert r.exit_code == 0 and "point estimate" in r.stdout
     r = runner.invoke(app, ["estimate-interval", "--count", "2"])
     assert r.exit_code == 2 and "--days is required" in r.output
+
+
+def _bench_report(folder, utils, device_kind="cpu"):
+    """A minimal `pyprof bench` report.json: one ok workload per utilization, plus one failed workload."""
+    from pyprof.report.bench_schema import KIND, SCHEMA_VERSION
+
+    ws = [{"id": f"w{i}", "name": f"model{i}", "status": "ok", "utilization_vs_spec": u} for i, u in enumerate(utils)]
+    ws.append({"id": "bad", "name": "bad", "status": "failed", "reason": "x", "utilization_vs_spec": None})
+    d = {"kind": KIND, "schema_version": SCHEMA_VERSION, "run": {}, "device": {"kind": device_kind, "name": "cpu0"},
+         "peaks": {}, "workloads": ws, "microbenchmarks": []}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(d))
+    return folder
+
+
+def test_measured_prior_reads_a_bench_folder(tmp_path):
+    folder = _bench_report(tmp_path / "bench", [0.10, 0.20, 0.40])
+    prior = utilization_prior("measured", "cpu", [folder])
+    # Each ok workload counts once; the failed one is left out: median of (0.1, 0.2, 0.4) is 0.2.
+    assert prior.n == 3 and prior.median == pytest.approx(0.20)
+    only = utilization_prior("measured", "cpu", [folder], workload="model2")
+    assert only.median == pytest.approx(0.40)  # one report: a point at its value
+
+
+def test_cli_estimate_interval_measured_prior_from_a_bench_folder(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from pyprof.cli.efficiency_cmd import estimate_interval
+    app = typer.Typer()
+    app.command("estimate-interval")(estimate_interval)
+    app.command("noop")(lambda: None)
+    folder = _bench_report(tmp_path / "bench", [0.10, 0.20, 0.40])
+    r = CliRunner().invoke(app, ["estimate-interval", "--peak-tflops", "2", "--device-kind", "cpu", "--days", "3",
+                                 "--prior", "measured", "--report", str(folder), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["kind"] == "pyprof.estimate_interval" and out["schema_version"] == "1.0"
+    # median: 2e12 FLOP/s × 3 d × 86400 s/d × 0.20 = 1.0368e17 FLOP
+    assert out["flop"][1] == pytest.approx(2e12 * 3 * 86400 * 0.20, rel=1e-6)
+    r = CliRunner().invoke(app, ["estimate-interval", "--peak-tflops", "-1", "--days", "3"])
+    assert r.exit_code == 2 and "--peak-tflops -1 must be > 0; pass --peak-tflops in TFLOP/s" in r.stderr

@@ -136,12 +136,46 @@ def _epoch_evidence(published_before: str | None) -> tuple[list[float], str]:
     return values, src
 
 
+def _measured_rows(f: Path) -> list[tuple[str, str, str, str, float | None]]:
+    """``(where, device kind, device name, run or workload name, utilization_vs_spec)`` of one report file.
+
+    A ``pyprof.profile`` report gives one row (its ``reconciliation.utilization_vs_spec``); a ``pyprof bench``
+    report gives one row per workload that ran (each workload's ``utilization_vs_spec``, named by workload).
+
+    Raises:
+        ReportError: not a readable pyprof profile or bench report.
+    """
+    from pyprof.report import read_report
+    from pyprof.report.bench_schema import KIND as BENCH_KIND, check_bench_dict
+    from pyprof.report.json_report import read_json_any
+
+    d = read_json_any(f)
+    if d.get("kind") == BENCH_KIND:
+        b = check_bench_dict(d, str(f))
+        dev = b.get("device") or {}
+        dk, dn = str(dev.get("kind", "")), str(dev.get("name", ""))
+        rows = []
+        for w in b.get("workloads") or []:
+            if not isinstance(w, dict) or w.get("status") != "ok":
+                continue
+            name = str(w.get("name") or w.get("id") or "")
+            rows.append((f"{f} workload {name!r}", dk, dn, f"{w.get('id', '')} {name}", w.get("utilization_vs_spec")))
+        if not rows:
+            raise ReportError(f"bench report {f} has no workload that ran")
+        return rows
+    res = read_report(f)
+    rec = res.reconciliation
+    return [(str(f), res.device.kind, res.device.name, str(res.run.get("name", "")),
+             rec.utilization_vs_spec if rec is not None else None)]
+
+
 def report_utilizations(reports: Sequence[str | Path], device_kind: str, *, device_name: str | None = None,
                         workload: str | None = None) -> tuple[list[float], list[str]]:
     """Measured utilizations (``reconciliation.utilization_vs_spec``) from pyprof report.json files.
 
     Args:
-        reports: report.json paths, or folders searched recursively for ``*.json`` reports.
+        reports: report.json paths of ``pyprof.profile`` or ``pyprof bench`` runs (each workload of a bench report
+            counts once), or folders searched recursively for ``*.json`` reports (a bench folder works).
         device_kind: ``"gpu"``, ``"tpu"`` or ``"cpu"``; reports of other devices are skipped.
         device_name: Keep only reports whose device name contains this (case-insensitive).
         workload: Keep only reports whose run name contains this (case-insensitive): the workload class.
@@ -171,30 +205,28 @@ def report_utilizations(reports: Sequence[str | Path], device_kind: str, *, devi
     readable = 0
     for f in files:
         try:
-            res = read_report(f)
+            rows = _measured_rows(f)
         except ReportError as e:
             notes.append(f"skipped {f}: {e}")
             continue
         readable += 1
-        dk, dn = res.device.kind, res.device.name
-        if dk not in _REPORT_KINDS[kind]:
-            notes.append(f"skipped {f}: device {dk} ({dn}), not {kind}")
-            continue
-        if device_name and device_name.lower() not in dn.lower():
-            notes.append(f"skipped {f}: device {dn!r} does not contain {device_name!r}")
-            continue
-        if workload and workload.lower() not in str(res.run.get("name", "")).lower():
-            notes.append(f"skipped {f}: run {res.run.get('name')!r} is not workload {workload!r}")
-            continue
-        rec = res.reconciliation
-        u = rec.utilization_vs_spec if rec is not None else None
-        if u is None or not math.isfinite(u) or u <= 0:
-            notes.append(f"skipped {f}: no measured utilization (no peak for its device?)")
-            continue
-        if u > 1:
-            notes.append(f"skipped {f}: utilization {u:.3g} > 1, so the peak it divided by is too low")
-            continue
-        values.append(float(u))
+        for where, dk, dn, run_name, u in rows:
+            if dk not in _REPORT_KINDS[kind]:
+                notes.append(f"skipped {where}: device {dk} ({dn}), not {kind}")
+                continue
+            if device_name and device_name.lower() not in str(dn).lower():
+                notes.append(f"skipped {where}: device {dn!r} does not contain {device_name!r}")
+                continue
+            if workload and workload.lower() not in str(run_name).lower():
+                notes.append(f"skipped {where}: run {run_name!r} is not workload {workload!r}")
+                continue
+            if u is None or not isinstance(u, (int, float)) or not math.isfinite(u) or u <= 0:
+                notes.append(f"skipped {where}: no measured utilization (no peak for its device?)")
+                continue
+            if u > 1:
+                notes.append(f"skipped {where}: utilization {u:.3g} > 1, so the peak it divided by is too low")
+                continue
+            values.append(float(u))
     if files and not readable:
         raise InvalidInputError(f"none of the {len(files)} file(s) is a readable pyprof report: " + "; ".join(notes))
     return values, notes
