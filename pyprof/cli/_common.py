@@ -11,7 +11,7 @@ import typer
 from pyprof.report.atomic import check_output_dir
 from pyprof.report.escape import plain
 
-__all__ = ["EXIT_BAD_INPUT", "CLI_JSON_SCHEMA_VERSION", "check_output_dir", "fail", "json_document"]
+__all__ = ["CLI_JSON_SCHEMA_VERSION", "EXIT_BAD_INPUT", "check_output_dir", "fail", "json_document"]
 
 #: Exit code for bad input (the same as click's usage errors).
 EXIT_BAD_INPUT = 2
@@ -46,7 +46,7 @@ def json_document(kind: str, payload: dict[str, Any]) -> str:
         raise InvalidInputError(f"a result is not a finite number ({e}); the inputs overflow: use smaller values") from None
 
 
-def check_flag_number(flag: str, value: float | int | None, *, unit: str, example: str, minimum: float = 0.0,
+def check_flag_number(flag: str, value: float | None, *, unit: str, example: str, minimum: float = 0.0,
                       inclusive: bool = False, maximum: float | None = None, integer: bool = False) -> None:
     """Check a numeric command-line option in the CLI's own terms (the flag, its unit, an example of a right value).
 

@@ -9,7 +9,7 @@ import secrets
 import time
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "check_output_dir", "STALE_TEMP_AGE_S"]
+__all__ = ["STALE_TEMP_AGE_S", "atomic_write_text", "check_output_dir"]
 
 #: A temp file of the same target older than this, whose writer cannot be identified as alive, is stale. An hour is
 #: far longer than any single report write (a large report serializes in seconds), so a live write is never removed.

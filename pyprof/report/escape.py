@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["plain", "terminal", "markdown", "markdown_code", "html"]
+__all__ = ["html", "markdown", "markdown_code", "plain", "terminal"]
 
 # C0 controls except tab and newline, DEL, and the C1 controls (0x9b is a one-byte CSI on some terminals).
 # ESC (0x1b) is the start of every terminal escape sequence; \r can overwrite the line a reader sees.
