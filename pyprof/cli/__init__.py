@@ -17,16 +17,18 @@ from pyprof.cli.estimate_cmd import estimate
 from pyprof.cli.bench_cmd import bench
 from pyprof.cli._common import fail
 from pyprof.cli.efficiency_cmd import estimate_interval
-from pyprof.cli.run_cmd import run
+from pyprof.cli.run_cmd import CONTEXT_SETTINGS, run
 from pyprof.cli.trend_cmd import trend
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Help text is plain text, not rich markup (rich_markup_mode=None): "[options]" stays literal, and so does any
+# bracket in an option's help. Shell completion is on: `pyprof --install-completion`.
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="pyprof: measured FLOPs and utilization of training, reconciled with the 33% / 17% assumptions.")
 app.command("estimate", help="Method 1 / Method 2 training-compute estimates from your figures.")(estimate)
 app.command("bench", help="Benchmark suite: measured utilization per workload vs the 33% / 17% assumptions.")(bench)
 app.command("trend", help="Doubling/halving time of training compute (AI and compute, AI and efficiency, or your CSV).")(trend)
 app.command("estimate-interval", help="Method 2 with an uncertainty interval from a utilization prior.")(estimate_interval)
-app.command("run", help="Profile a whole training script without editing it: pyprof run [options] -- python train.py args",
-            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
+app.command("run", help="Profile a whole training script without editing it: pyprof run [options] -- python "
+                        "train.py args", context_settings=CONTEXT_SETTINGS)(run)
 
 
 @app.command("env")
