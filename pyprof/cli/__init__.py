@@ -6,7 +6,6 @@ code 2 and a one-line error on stderr.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -41,7 +40,9 @@ def env_cmd(
     from pyprof.report.format import si
     env = collect_env(measure_peaks=measure)
     if as_json:
-        typer.echo(json.dumps(env, indent=2, default=str))
+        from pyprof.cli._common import json_document
+        from pyprof.report.json_report import json_safe
+        typer.echo(json_document("pyprof.env", json_safe(env)))
         return
     from rich.console import Console
     from rich.table import Table
@@ -119,6 +120,13 @@ def example_cmd(
 
     if model not in ("cnn", "mlp"):
         fail(f"--model {model!r} unknown: use cnn or mlp")
+    if out:
+        from pyprof.cli._common import check_output_dir
+        from pyprof.errors import PyprofError
+        try:
+            check_output_dir(out, option="--out")  # before the run, so its results are not lost to a bad folder
+        except PyprofError as e:
+            fail(str(e))
     r = run_example(model, batch=batch, steps=steps, warmup=warmup, output_dir=str(out) if out else None)
     if as_json:
         sys.stdout.write(to_json(r))
