@@ -219,3 +219,73 @@ def test_check_output_dir_catches_a_read_only_filesystem(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "open", erofs)
     with pytest.raises(InvalidInputError, match="not writable .Read-only file system.: pass --out a folder"):
         check_output_dir(tmp_path)
+
+
+# ----------------------------------------------------------------------------- reading reports (issue 13 item 5)
+
+def _write(tmp_path, d, name="r.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(d))
+    return p
+
+
+def test_newer_minor_version_with_added_fields_reads_with_one_warning(result, tmp_path):
+    import warnings
+
+    d = json.loads(to_json(result))
+    major, minor = SCHEMA_VERSION.split(".")
+    d["schema_version"] = f"{major}.{int(minor) + 1}"  # the next minor version adds a key in totals, steps, device
+    d["totals"]["new_total"] = 1.0
+    for s in d["steps"]:
+        s["new_step_field"] = {"x": 1}
+    d["device"]["new_device_field"] = "y"
+    d["new_top_level"] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        back = read_report(_write(tmp_path, d))
+    assert back.totals == result.totals and back.steps == result.steps  # the known fields read as written
+    assert len(caught) == 1  # one warning, not one per field or per step
+    msg = str(caught[0].message)
+    for f in ("totals.new_total", "steps[*].new_step_field", "device.new_device_field", "new_top_level"):
+        assert f in msg, f
+
+
+@pytest.mark.parametrize("edit, field, expected", [
+    (lambda d: d.update(notes=None), "'notes' is None", "a list"),
+    (lambda d: d["totals"].update(steps="12"), "'totals.steps' is '12'", "a whole number"),
+    (lambda d: d["steps"][0].update(wall_time_s="fast"), "'steps[0].wall_time_s' is 'fast'", "a number"),
+    (lambda d: d["device"].update(name=7), "'device.name' is 7", "a string"),
+    (lambda d: d.update(steps={"0": {}}), "'steps' is", "a list"),
+    (lambda d: d["totals"].pop("wall_time_s"), "'totals.wall_time_s' is missing", "re-run"),
+    (lambda d: d["reconciliation"].update(peaks=[{"kind": 1}]), "'reconciliation.peaks[0]", ""),
+    (lambda d: d.update(schema_version=1.1), "'schema_version' is 1.1", "version string"),
+])
+def test_malformed_reports_name_the_field(result, tmp_path, edit, field, expected):
+    d = json.loads(to_json(result))
+    edit(d)
+    with pytest.raises(ReportError) as e:
+        read_report(_write(tmp_path, d))
+    assert field in str(e.value) and expected in str(e.value)
+    r = runner.invoke(app, ["report", str(tmp_path / "r.json")])  # the CLI: one line, exit 2, no traceback
+    assert r.exit_code == 2 and "Traceback" not in r.output and field in r.stderr
+
+
+def test_a_report_of_another_kind_is_named(tmp_path):
+    bench = {"kind": "pyprof.bench", "schema_version": "1.0"}
+    with pytest.raises(ReportError, match=r"is a pyprof bench report \(kind 'pyprof.bench'\), not a pyprof profile "
+                                          r"report: `pyprof report .*` renders any kind"):
+        read_report(_write(tmp_path, bench))
+
+
+def test_malformed_bench_report_names_the_field(tmp_path):
+    from pyprof.report.bench_schema import KIND, SCHEMA_VERSION as BV, read_bench_report
+
+    d = {"kind": KIND, "schema_version": BV, "run": {}, "device": {}, "sources": {}, "peaks": {},
+         "assumed_utilization": 0.17, "assumed_utilization_source": "x", "throttle": {}, "microbenchmarks": [],
+         "workloads": [{"id": "a", "name": "a", "family": "cnn", "step_time_s_median": "slow"}]}
+    with pytest.raises(ReportError, match=r"'workloads\[0\].step_time_s_median' is 'slow', expected a number"):
+        read_bench_report(_write(tmp_path, d))
+    d["workloads"][0]["step_time_s_median"] = 0.5
+    d["notes"] = None
+    with pytest.raises(ReportError, match="'notes' is None, expected a list"):
+        read_bench_report(_write(tmp_path, d))

@@ -156,10 +156,12 @@ def _bench_report(folder, utils, device_kind="cpu"):
     """A minimal `pyprof bench` report.json: one ok workload per utilization, plus one failed workload."""
     from pyprof.report.bench_schema import KIND, SCHEMA_VERSION
 
-    ws = [{"id": f"w{i}", "name": f"model{i}", "status": "ok", "utilization_vs_spec": u} for i, u in enumerate(utils)]
-    ws.append({"id": "bad", "name": "bad", "status": "failed", "reason": "x", "utilization_vs_spec": None})
+    ws = [{"id": f"w{i}", "name": f"model{i}", "family": "cnn", "status": "ok", "utilization_vs_spec": u}
+          for i, u in enumerate(utils)]
+    ws.append({"id": "bad", "name": "bad", "family": "cnn", "status": "failed", "reason": "x"})
     d = {"kind": KIND, "schema_version": SCHEMA_VERSION, "run": {}, "device": {"kind": device_kind, "name": "cpu0"},
-         "peaks": {}, "workloads": ws, "microbenchmarks": []}
+         "sources": {}, "peaks": {}, "assumed_utilization": 0.17, "assumed_utilization_source": "x",
+         "throttle": {}, "workloads": ws, "microbenchmarks": []}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(d))
     return folder
