@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyprof.errors import ReportError
-from pyprof.report.json_report import (  # noqa: F401  (read_json_any re-exported)
+from pyprof.report.json_report import (
     _unknown_fields_warning,
     check_kind_and_version,
     conform,
