@@ -84,3 +84,16 @@ def test_errors_strip_terminal_escape_sequences(tmp_path):
     r = CliRunner().invoke(app, ["report", str(tmp_path / "x\x1b]0;pwned\x07.json")])
     assert r.exit_code == 2 and "does not exist" in r.stderr
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
+
+
+@pytest.mark.parametrize("args, kind", [
+    (["estimate", "--peak-tflops", "1.58", "--days", "1"], "pyprof.estimate"),
+    (["estimate-interval", "--peak-tflops", "1.58", "--days", "1"], "pyprof.estimate_interval"),
+    (["trend", "ai_and_compute", "--bootstrap", "0"], "pyprof.trend"),
+    (["env"], "pyprof.env"),
+])
+def test_every_json_output_carries_kind_and_schema_version(args, kind):
+    r = CliRunner().invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["kind"] == kind and isinstance(d["schema_version"], str)

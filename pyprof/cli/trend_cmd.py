@@ -13,7 +13,6 @@ Examples::
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pyprof.cli._common import fail
+from pyprof.cli._common import fail, json_document
 from pyprof.report import escape as esc
 from pyprof.errors import PyprofError
 __all__ = ["trend"]
@@ -67,7 +66,13 @@ def trend(
         out = {"dataset": ds.name, "series": ds.series, "unit": ds.unit, "points": ds.to_rows(),
                "excluded": list(ds.excluded), "notes": list(ds.notes), "fit": fit.to_dict(),
                "plot": str(plot) if plot else None}
-        typer.echo(json.dumps(out, indent=2, default=str))
+        try:
+            # An unbounded bootstrap interval (no upper bound) is a fact of the fit, not an overflow: null in JSON.
+            from pyprof.report.json_report import json_safe
+            text = json_document("pyprof.trend", json_safe(out))
+        except PyprofError as exc:
+            fail(str(exc))
+        typer.echo(text)
         return
     console = Console(file=sys.stdout)
     unit = "tfs_days" if ds.unit == "tfs_days" else "pfs_days"
