@@ -97,3 +97,20 @@ def test_every_json_output_carries_kind_and_schema_version(args, kind):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["kind"] == kind and isinstance(d["schema_version"], str)
+
+
+def test_report_command_prints_no_control_sequences_from_the_file(tmp_path):
+    from pyprof.bench.examples import run_example
+    from pyprof.report import to_json
+
+    r = run_example("mlp", batch=4, steps=1, warmup=1, measure_peak=False)
+    d = json.loads(to_json(r))
+    d["run"]["name"] = "x\x1b]0;owned\x07[/y]"
+    d["notes"] = ["\x1b[2J cleared", "<script>alert(1)</script>"]
+    p = tmp_path / "report.json"
+    p.write_text(json.dumps(d))
+    for fmt in ("terminal", "md"):
+        out = CliRunner().invoke(app, ["report", str(p), "-f", fmt])
+        assert out.exit_code == 0, out.output
+        assert "\x1b" not in out.stdout and "\x07" not in out.stdout and "cleared" in out.stdout
+    assert "<script>" not in CliRunner().invoke(app, ["report", str(p), "-f", "md"]).stdout

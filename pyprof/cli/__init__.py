@@ -30,6 +30,21 @@ app.command("run", help="Profile a whole training script without editing it: pyp
                         "train.py args", context_settings=CONTEXT_SETTINGS)(run)
 
 
+class _EscapedTable:
+    """A rich Table whose cells are text, never markup (``Intel(R) ... [x]`` or a reason with ``[/...]``)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        from rich.table import Table
+
+        self.table = Table(**kwargs)  # type: ignore[arg-type]
+        self.add_column = self.table.add_column
+
+    def add_row(self, *cells: str) -> None:
+        from pyprof.report.escape import terminal
+
+        self.table.add_row(*(terminal(c) for c in cells))
+
+
 @app.command("env")
 def env_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,
@@ -45,9 +60,8 @@ def env_cmd(
         typer.echo(json_document("pyprof.env", json_safe(env)))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    t = Table(title="pyprof env")
+    t = _EscapedTable(title="pyprof env")  # CPU and GPU names, driver strings and reasons come from the machine
     t.add_column("item", style="cyan")
     t.add_column("value", overflow="fold")
     t.add_row("pyprof / python", f"{env['pyprof_version']} / {env['python']}")
@@ -86,7 +100,7 @@ def env_cmd(
                      f"{si(m['theoretical_at_observed_clock_flops_per_s'], 'FLOP/s')}, ratio "
                      f"{m['measured_over_theoretical_at_observed_clock']:.2f}")
         t.add_row(f"CPU peak {prec}", line)
-    Console().print(t)
+    Console().print(t.table)
 
 
 @app.command("report")
@@ -99,10 +113,14 @@ def report_cmd(
     from pyprof.report.html import render_any
     if fmt not in ("terminal", "md", "html", "json"):
         fail(f"--format {fmt!r} unknown: use terminal, md, html or json")
+    from pyprof.report.escape import plain
     try:
-        sys.stdout.write(render_any(file, fmt))
+        text = render_any(file, fmt)
     except ReportError as e:
         fail(str(e))
+    # Text for a terminal never carries control sequences from the file, whichever renderer made it (a job
+    # report's Markdown included); JSON escapes them itself and HTML is autoescaped.
+    sys.stdout.write(plain(text) if fmt in ("terminal", "md") else text)
 
 
 @app.command("example")
