@@ -194,3 +194,11 @@ def test_cli_estimate_interval_measured_prior_from_a_bench_folder(tmp_path):
     assert out["flop"][1] == pytest.approx(2e12 * 3 * 86400 * 0.20, rel=1e-6)
     r = CliRunner().invoke(app, ["estimate-interval", "--peak-tflops", "-1", "--days", "3"])
     assert r.exit_code == 2 and "--peak-tflops -1 must be > 0; pass --peak-tflops in TFLOP/s" in r.stderr
+
+
+def test_interval_from_gpu_hours_equals_count_times_days():
+    # 1,720,320 GPU-hours = 1 device for 71,680 days: the same interval, utilization for utilization.
+    a = method2_interval(peak_flops_per_s=312e12, device_hours=1_720_320, prior="published_assumption")
+    b = method2_interval(peak_flops_per_s=312e12, count=1, days=71_680, prior="published_assumption")
+    assert a.flop == pytest.approx(b.flop)
+    assert a.median.flop == pytest.approx(1_720_320 * 3600 * 312e12 * 0.33)  # GPU-h x s/h x FLOP/s x 33%

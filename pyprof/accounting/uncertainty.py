@@ -368,21 +368,22 @@ class Method2Interval:
 
 
 def method2_interval(*, hardware: str | None = None, peak_flops_per_s: float | None = None, count: int = 1,
-                     days: float, prior: UtilizationPrior | str | None = None, level: float = 0.9,
+                     days: float | None = None, prior: UtilizationPrior | str | None = None, level: float = 0.9,
                      precision: str = "fp32", clock: str | None = None, extra_factor: float = 1.0,
-                     reports: Sequence[str | Path] = ()) -> Method2Interval:
+                     reports: Sequence[str | Path] = (), device_hours: float | None = None) -> Method2Interval:
     """Method 2 with an interval from a utilization prior.
 
     Args:
         hardware: Hardware name (see ``pyprof estimate --list-hardware``); also decides the device kind.
         peak_flops_per_s: Peak per device in FLOP/s (overrides the database).
         count: Devices.
-        days: Training days.
+        days: Training days (with ``count``); or give ``device_hours`` instead.
         prior: A :class:`UtilizationPrior`, a prior kind name, or None for ``"published_evidence"`` of the
             hardware's kind (GPU when no hardware is named).
         level: Probability between low and high, in (0, 1); 0.9 gives the 5th-95th percentiles.
         precision, clock, extra_factor: As in :func:`pyprof.estimate.method2`.
         reports: For a ``"measured"`` prior given by name.
+        device_hours: Device-hours summed over devices (GPU-hours as papers report them), instead of ``days``.
 
     Returns:
         The :class:`Method2Interval`.
@@ -411,7 +412,8 @@ def method2_interval(*, hardware: str | None = None, peak_flops_per_s: float | N
     qs = ((1 - level) / 2, 0.5, (1 + level) / 2)
     utils = [min(1.0, prior.quantile(q)) for q in qs]
     ests = [method2(hardware=hardware, peak_flops_per_s=peak_flops_per_s, count=count, days=days, utilization=u,
-                    precision=precision, clock=clock, extra_factor=extra_factor) for u in utils]
+                    precision=precision, clock=clock, extra_factor=extra_factor, device_hours=device_hours)
+            for u in utils]
     src = f"{prior.kind} prior: {prior.source}"
     ests = [Estimate(e.method, e.flop, {**e.inputs, "utilization_source": f"{name} of the {src}"}, e.formula)
             for e, name in zip(ests, (f"{qs[0]:.3g}-quantile", "median", f"{qs[2]:.3g}-quantile"))]

@@ -38,6 +38,9 @@ def estimate_interval(
         "--peak-tflops", help="Peak per device in TFLOP/s (overrides the database).")] = None,
     count: Annotated[int, typer.Option("--count", help="Number of devices.")] = 1,
     days: Annotated[Optional[float], typer.Option("--days", help="Training days.")] = None,
+    gpu_hours: Annotated[Optional[float], typer.Option(
+        "--gpu-hours", help="Device-hours summed over devices, as papers report them (instead of --count and "
+                            "--days).")] = None,
     prior: Annotated[str, typer.Option(
         "--prior", help="published_assumption (33%/17%, a point), published_evidence, or measured.")]
     = "published_evidence",
@@ -66,8 +69,13 @@ def estimate_interval(
     from pyprof.accounting.uncertainty import method2_interval, utilization_prior
 
     try:
-        if days is None:
-            raise PyprofError("--days is required (wall-clock training days, e.g. 5.5)")
+        if days is None and gpu_hours is None:
+            raise PyprofError("--days is required (wall-clock training days, e.g. 5.5), or --gpu-hours (device-hours "
+                              "summed over devices, e.g. 1720320)")
+        if days is not None and gpu_hours is not None:
+            raise PyprofError("give --days (with --count) or --gpu-hours, not both")
+        if gpu_hours is not None and count != 1:
+            raise PyprofError("--gpu-hours already sums over devices: drop --count")
         if hardware is None and peak_tflops is None:
             raise PyprofError("give --hardware NAME or --peak-tflops T (TFLOP/s per device)")
         # Above 1e5 TFLOP/s (100 PFLOP/s) per device is no chip: the user typed FLOP/s into a TFLOP/s flag.
@@ -75,6 +83,7 @@ def estimate_interval(
                           example="1.58 (a GTX 580)", maximum=1e5)
         check_flag_number("--count", count, unit="devices", example="8", integer=True)
         check_flag_number("--days", days, unit="wall-clock days", example="5.5")
+        check_flag_number("--gpu-hours", gpu_hours, unit="device-hours summed over devices", example="1720320")
         check_flag_number("--level", level, unit="a probability in (0, 1)", example="0.9")
         if level >= 1:
             raise PyprofError(f"--level {level:g} must be below 1; pass --level in a probability in (0, 1), "
@@ -84,7 +93,7 @@ def estimate_interval(
         pr = utilization_prior(prior, dk, report or (), published_before=published_before,
                                device_name=device_name, workload=workload, spread=spread)
         iv = method2_interval(hardware=hardware, peak_flops_per_s=peak, count=count, days=days, prior=pr,
-                              level=level, precision=precision, clock=clock)
+                              level=level, precision=precision, clock=clock, device_hours=gpu_hours)
     except PyprofError as exc:
         fail(str(exc))
         return
