@@ -29,17 +29,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pyprof.constants import ASSUMED_UTILIZATION_CPU, ASSUMED_UTILIZATION_GPU, PFS_DAY_FLOP, TFS_DAY_FLOP
-from pyprof.errors import InvalidInputError, ReportError
 from pyprof.accounting.estimate import Estimate, method2
+from pyprof.constants import (
+    ASSUMED_UTILIZATION_CPU,
+    ASSUMED_UTILIZATION_GPU,
+    PFS_DAY_FLOP,
+    TFS_DAY_FLOP,
+)
+from pyprof.errors import InvalidInputError, ReportError
 
 __all__ = [
     "PRIOR_KINDS",
-    "UtilizationPrior",
     "Method2Interval",
-    "utilization_prior",
+    "UtilizationPrior",
     "method2_interval",
     "report_utilizations",
+    "utilization_prior",
 ]
 
 PRIOR_KINDS = ("published_assumption", "published_evidence", "measured")
@@ -146,7 +151,8 @@ def _measured_rows(f: Path) -> list[tuple[str, str, str, str, float | None]]:
         ReportError: not a readable pyprof profile or bench report.
     """
     from pyprof.report import read_report
-    from pyprof.report.bench_schema import KIND as BENCH_KIND, check_bench_dict
+    from pyprof.report.bench_schema import KIND as BENCH_KIND
+    from pyprof.report.bench_schema import check_bench_dict
     from pyprof.report.json_report import read_json_any
 
     d = read_json_any(f)
@@ -186,7 +192,6 @@ def report_utilizations(reports: Sequence[str | Path], device_kind: str, *, devi
     Raises:
         InvalidInputError: a path does not exist, or no file in a folder is a pyprof report.
     """
-    from pyprof.report import read_report
     kind = _device_kind(device_kind)
     files: list[Path] = []
     for r in reports:

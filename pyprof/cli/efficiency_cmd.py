@@ -25,7 +25,7 @@ from pyprof.cli._common import check_flag_number, fail, json_document
 from pyprof.errors import PyprofError
 from pyprof.report import escape as esc
 
-__all__ = ["estimate_interval", "JSON_KIND"]
+__all__ = ["JSON_KIND", "estimate_interval"]
 
 #: ``kind`` of the ``--json`` document.
 JSON_KIND = "pyprof.estimate_interval"
@@ -65,8 +65,8 @@ def estimate_interval(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Method 2 (devices x peak x days x utilization) with a low / median / high interval over utilization."""
-    from pyprof.peaks import database as peaks
     from pyprof.accounting.uncertainty import method2_interval, utilization_prior
+    from pyprof.peaks import database as peaks
 
     try:
         if days is None and gpu_hours is None:

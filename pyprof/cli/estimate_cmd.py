@@ -17,7 +17,6 @@ Examples::
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 from typing import Annotated, Optional
@@ -26,8 +25,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pyprof.cli._common import check_flag_number, fail, json_document
-from pyprof.errors import PyprofError
 from pyprof.accounting.estimate import (
     Estimate,
     error_direction,
@@ -37,8 +34,11 @@ from pyprof.accounting.estimate import (
     method2,
     reproduce_seed_examples,
 )
+from pyprof.cli._common import check_flag_number, fail, json_document
+from pyprof.errors import PyprofError
 from pyprof.peaks import database as peaks
-__all__ = ["estimate", "JSON_KIND"]
+
+__all__ = ["JSON_KIND", "estimate"]
 
 #: ``kind`` of the ``--json`` document.
 JSON_KIND = "pyprof.estimate"

@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pyprof.cli._common import fail, json_document
-from pyprof.report import escape as esc
 from pyprof.errors import PyprofError
+from pyprof.report import escape as esc
+
 __all__ = ["trend"]
 
 

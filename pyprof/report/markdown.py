@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pyprof.records import ProfileResult
-from pyprof.report.escape import markdown as _esc, markdown_code as _code
+from pyprof.report.escape import markdown as _esc
+from pyprof.report.escape import markdown_code as _code
 from pyprof.report.format import num, si
 from pyprof.report.rows import gpu_kernels, summary_rows, top_ops, uncounted_ops
 
