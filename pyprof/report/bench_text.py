@@ -33,10 +33,10 @@ def render_bench_markdown(d: dict[str, Any]) -> str:
     """The bench report as Markdown."""
     esc = escape.markdown  # names, reasons, notes and sources are untrusted text
     r = d["run"]
-    out = [f"# pyprof bench ({r.get('preset')})", "",
-           f"{esc(d['device'].get('kind'))}: {esc(d['device'].get('name'))} · pyprof {r.get('pyprof_version')} · "
-           f"torch {r.get('torch_version')} · {r.get('started_at')} · {num(r.get('wall_time_s'))} s · schema "
-           f"{d['schema_version']}", "",
+    out = [f"# pyprof bench ({esc(r.get('preset'))})", "",
+           f"{esc(d['device'].get('kind'))}: {esc(d['device'].get('name'))} · pyprof {esc(r.get('pyprof_version'))} · "
+           f"torch {esc(r.get('torch_version'))} · {esc(r.get('started_at'))} · {num(r.get('wall_time_s'))} s · "
+           f"schema {esc(d['schema_version'])}", "",
            f"Assumed utilization: {pct(d['assumed_utilization'])} ({esc(d['assumed_utilization_source'])})", ""]
     pk = d["peaks"]
     for k in ("spec", "measured"):
@@ -64,7 +64,7 @@ def render_bench_markdown(d: dict[str, Any]) -> str:
     out += ["", "## Sources", ""] + [f"- {k}: {esc(v)}" for k, v in d.get("sources", {}).items()]
     if d.get("trace"):
         t = d["trace"]
-        out.append(f"- trace: {t['path']} ({t['events_written']} events, {t['events_dropped']} left out)")
+        out.append(f"- trace: {esc(t['path'])} ({t['events_written']} events, {t['events_dropped']} left out)")
     notes = list(d.get("notes", []))
     for w in d.get("workloads", []):
         notes += [f"{w['name']}: {n}" for n in w.get("notes", []) if "Traceback" not in n]

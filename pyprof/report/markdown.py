@@ -14,8 +14,8 @@ def render_markdown(r: ProfileResult) -> str:
     out = [f"# pyprof report: {_esc(r.run.get('name', 'run'))}", ""]
     if r.partial:
         out += [f"> **Partial report**: {_esc(r.partial_reason)}", ""]
-    out += [f"pyprof {r.run.get('pyprof_version')} · torch {r.run.get('torch_version')} · "
-            f"started {r.run.get('started_at')} · schema {r.schema_version}", ""]
+    out += [f"pyprof {_esc(r.run.get('pyprof_version'))} · torch {_esc(r.run.get('torch_version'))} · "
+            f"started {_esc(r.run.get('started_at'))} · schema {_esc(r.schema_version)}", ""]
     section = None
     for sec, k, v in summary_rows(r):
         if sec != section:
