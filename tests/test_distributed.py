@@ -116,14 +116,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_job(mode, out, timeout_s=5.0, kill_rank1_after_rank0=False):
+def _run_job(mode, out, timeout_s=5.0, kill_rank1_after_rank0=False, late_s=0.0):
     port = _free_port()
     procs = []
     for rank in range(2):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
         procs.append(subprocess.Popen([sys.executable, str(WORKER), "--mode", mode, "--out", str(out),
-                                       "--timeout-s", str(timeout_s)], env=env, stdout=subprocess.PIPE,
+                                       "--timeout-s", str(timeout_s), "--late-s", str(late_s)], env=env,
+                                      stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     t0 = time.monotonic()
     o0, e0 = procs[0].communicate(timeout=60)
@@ -195,3 +196,32 @@ def test_pyprof_report_renders_a_job_report(tmp_path):
     assert out.exit_code == 0, out.output
     out = CliRunner().invoke(app, ["report", str(tmp_path / "report.json"), "--format", "html"])
     assert out.exit_code == 2 and "job report" in out.stderr
+
+
+def test_late_rank0_never_blames_a_rank_that_was_at_the_gather(tmp_path):
+    # Rank 0 sleeps 6 s before its gather; rank 1 gathers on time, waits its timeout_s (2.5 s) for rank 0 to receive,
+    # gives up and exits normally. Before: "connection closed ... (the rank exited or crashed)".
+    res, _, (rc0, _, _), (rc1, _, _) = _run_job("late0", tmp_path, timeout_s=2.5, late_s=6.0)
+    assert rc0 == 0 and rc1 == 0
+    reason = res["job"]["missing_reasons"]["1"]
+    assert "crash" not in reason and "rank 0 waited" in reason and "nothing from it arrived" in reason
+    assert "The rank recorded: it reached the gather and gave up after" in reason and "timeout_s=2.5" in reason
+
+
+def test_late_rank0_within_the_senders_timeout_gets_every_payload(tmp_path):
+    # Rank 0 is 2 s late, rank 1 waits up to 20 s: rank 1 delivers, nobody is missing.
+    res, _, (rc0, _, _), (rc1, _, _) = _run_job("late0", tmp_path, timeout_s=20.0, late_s=2.0)
+    assert rc0 == 0 and rc1 == 0 and res["job"]["missing_ranks"] == []
+
+
+def test_observed_reason_says_what_each_side_saw():
+    from pyprof.session.distributed import _observed_reason
+
+    closed = "its connection closed before its payload arrived"
+    r = _observed_reason(closed, size_received=False, waited_s=0.5, note="it reached the gather and gave up after 4 s")
+    assert r.startswith("rank 0 waited 0.5 s from reaching the gather; nothing from it arrived;")
+    assert r.endswith("The rank recorded: it reached the gather and gave up after 4 s") and "crash" not in r
+    r = _observed_reason(closed, size_received=True, waited_s=1.0, note=None)
+    assert "its payload size arrived, the payload did not" in r and "recorded nothing" in r
+    r = _observed_reason("no payload within timeout_s=3 s", size_received=False, waited_s=3.0, note=None)
+    assert "still training, hung, or skipped the gather" in r and "crash" not in r

@@ -414,11 +414,25 @@ def test_cli_list_hardware(app):
     "args, message",
     [
         (("--hardware", "h10o", "--days", "1"), "Close matches"),
-        (("--hardware", "h100", "--days", "1", "--utilization", "33"), "outside (0, 1]"),
-        (("--hardware", "h100", "--days", "nan"), "days=nan is not finite"),
-        (("--hardware", "h100", "--days", "0"), "days=0"),
-        (("--hardware", "h100", "--days", "1", "--count", "0"), "count=0"),
+        (("--hardware", "h100", "--days", "1", "--utilization", "33"),
+         "--utilization 33 is above 1; pass --utilization in a fraction of peak in (0, 1], e.g. --utilization 0.33"),
+        (("--hardware", "h100", "--days", "nan"), "--days nan is not a finite number; pass --days in wall-clock days"),
+        (("--hardware", "h100", "--days", "0"), "--days 0 must be > 0"),
+        (("--hardware", "h100", "--days", "1", "--count", "0"), "--count 0 must be > 0"),
         (("--peak-tflops", "1.58e12", "--days", "1"), "not FLOP/s"),
+        # The CLI's advice names the CLI's flag and unit, and following it works (test_cli_peak_advice_works).
+        (("--peak-tflops", "-1", "--days", "1"), "--peak-tflops -1 must be > 0; pass --peak-tflops in TFLOP/s per "
+                                                 "device, not FLOP/s, e.g. --peak-tflops 1.58"),
+        (("--peak-tflops", "nan", "--days", "1"), "--peak-tflops nan is not a finite number; pass --peak-tflops"),
+        (("--peak-tflops", "inf", "--days", "1"), "--peak-tflops inf is not a finite number; pass --peak-tflops"),
+        (("--peak-tflops", "1", "--days", "1e308", "--json"), "overflows a float"),
+        (("--peak-tflops", "1", "--gpu-hours", "1e308", "--json"), "overflows a float"),
+        (("--parameters", "1e308", "--tokens", "1e308", "--json"), "overflows a float"),
+        (("--parameters", "1e9",), "needs both --parameters"),
+        (("--parameters", "1e9", "--tokens", "1e9", "--n-layers", "2"), "--n-ctx, --d-attn missing"),
+        (("--peak-tflops", "1", "--gpu-hours", "10", "--days", "1"), "not both"),
+        (("--peak-tflops", "1", "--gpu-hours", "10", "--count", "8"), "drop --count"),
+        (("--gpu-hours", "10",), "needs a peak: --hardware NAME"),
         (("--macs-per-forward", "1e9", "--flops-per-forward", "2e9", "--examples", "1"), "both were given"),
         (("--macs-per-forward", "1e9",), "needs --examples"),
         (("--method", "2", "--hardware", "h100"), "needs --days"),
@@ -431,4 +445,58 @@ def test_cli_bad_input_exits_2_with_message_on_stderr(app, args, message):
     assert r.exit_code == 2
     assert message in r.stderr
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    assert "FLOP/s (e.g. 1.58e12)" not in r.stderr  # the API's advice (peak_flops_per_s), not the CLI's
     assert r.stdout == ""
+
+
+def test_cli_peak_advice_works(app):
+    # The advice for --peak-tflops -1 is "--peak-tflops 1.58": following it gives 1.58e12 × 86400 × 0.33 FLOP.
+    r = _run(app, "--peak-tflops", "1.58", "--days", "1", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["estimates"][0]["flop"] == pytest.approx(1.58e12 * 86400 * 0.33)
+
+
+def test_cli_json_documents_carry_kind_and_schema_version(app):
+    for args in (("--peak-tflops", "1.58", "--days", "1"), ("--list-hardware",), ("--seed-examples",)):
+        d = json.loads(_run(app, *args, "--json").stdout)
+        assert d["kind"] == "pyprof.estimate" and d["schema_version"] == "1.0"
+
+
+def test_method1_from_parameters_six_n_d():
+    from pyprof.accounting.estimate import method1_from_parameters
+
+    e = method1_from_parameters(parameters=175e9, tokens=300e9)
+    assert e.flop == pytest.approx(3.15e23)  # 6 × 175e9 × 300e9 = 3.15e23 (GPT-3; its paper prints 3.14e23)
+    assert e.pfs_days == pytest.approx(3645.83, rel=1e-5)  # 3.15e23 / 8.64e19
+    assert e.inputs["attention_flops_per_token"] is None
+    a = method1_from_parameters(parameters=175e9, tokens=300e9, n_layers=96, n_ctx=2048, d_attn=12288)
+    # attention: 6 × 96 × 2048 × 12288 = 1.4495514624e10 per token; × 300e9 = 4.3486543872e21 more
+    assert a.inputs["attention_flops_per_token"] == 6 * 96 * 2048 * 12288
+    assert a.flop == pytest.approx(3.15e23 + 4.3486543872e21)
+    with pytest.raises(InvalidInputError, match="n_ctx, d_attn missing"):
+        method1_from_parameters(parameters=1e9, tokens=1e9, n_layers=2)
+    with pytest.raises(InvalidInputError, match="tokens=0"):
+        method1_from_parameters(parameters=1e9, tokens=0)
+
+
+def test_method2_from_gpu_hours():
+    # LLaMA-2-style: 1,720,320 GPU-hours × 3600 s/h × 312e12 FLOP/s × 0.33 = 6.3767e23 FLOP;
+    # the same as count=1, days=1720320/24=71680.
+    e = method2(peak_flops_per_s=312e12, device_hours=1_720_320)
+    assert e.flop == pytest.approx(1_720_320 * 3600 * 312e12 * 0.33)
+    assert e.flop == pytest.approx(method2(peak_flops_per_s=312e12, count=1, days=71680).flop)
+    assert e.inputs["device_hours"] == 1_720_320
+    with pytest.raises(InvalidInputError, match="already sum over the devices"):
+        method2(peak_flops_per_s=312e12, device_hours=10, count=8)
+    with pytest.raises(InvalidInputError, match="both were given"):
+        method2(peak_flops_per_s=312e12, device_hours=10, days=1)
+
+
+def test_cli_parameters_tokens_and_gpu_hours(app):
+    r = _run(app, "--parameters", "175e9", "--tokens", "300e9", "--peak-tflops", "312", "--gpu-hours", "1720320",
+             "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert [e["method"] for e in d["estimates"]] == ["method1", "method2"]
+    assert d["estimates"][0]["flop"] == pytest.approx(3.15e23)        # 6 × 175e9 × 300e9
+    assert d["estimates"][1]["flop"] == pytest.approx(6.3767e23, rel=1e-4)  # 1720320 × 3600 × 312e12 × 0.33

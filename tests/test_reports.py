@@ -136,3 +136,156 @@ def test_cli_example_writes_report(tmp_path):
     assert read_report(tmp_path / "rep" / "report.json").totals.steps == 2
     out = runner.invoke(app, ["example", "--model", "resnet"])
     assert out.exit_code == 2 and "unknown" in out.stderr
+
+
+def test_stale_temps_of_the_same_target_are_cleaned_on_the_next_write(tmp_path):
+    import time
+
+    p = tmp_path / "report.json"
+    dead = tmp_path / ".report.json.999999999.0badf00d.tmp"  # pid 999999999 exceeds Linux's pid_max: never alive
+    old_style = tmp_path / ".report.json.ab12cd34.tmp"       # mkstemp's name in earlier releases, an hour old
+    live = tmp_path / f".report.json.{os.getpid()}.12345678.tmp"  # a write of this very process: kept
+    other = tmp_path / ".other.json.999999999.0badf00d.tmp"       # another target's temp: not ours to remove
+    for f in (dead, old_style, live, other):
+        f.write_text("x" * 10)
+    hour_ago = time.time() - 3700
+    os.utime(old_style, (hour_ago, hour_ago))
+    atomic_write_text(p, "new")
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, other.name, "report.json"])
+
+
+def test_kill_9_leftovers_do_not_accumulate(tmp_path):
+    # 50 interrupted writes of dead processes leave 50 temps; the next write leaves none of them.
+    for i in range(50):
+        (tmp_path / f".report.json.{999999000 + i}.{i:08x}.tmp").write_text("partial")
+    atomic_write_text(tmp_path / "report.json", "{}")
+    assert os.listdir(tmp_path) == ["report.json"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_respect_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        p = atomic_write_text(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == mode  # 0o666 & ~umask, as open() gives
+
+
+def test_check_output_dir_catches_unwritable_folders_before_work(tmp_path):
+    from pyprof.errors import InvalidInputError
+    from pyprof.report.atomic import check_output_dir
+
+    made = check_output_dir(tmp_path / "a" / "b")
+    assert made.is_dir() and os.listdir(made) == []  # created, and the probe file is gone
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(InvalidInputError, match=r"--out '.*file' is an existing file, not a folder: pass --out"):
+        check_output_dir(f)
+    with pytest.raises(InvalidInputError, match=r"output_dir '.*file/sub' cannot be created .*pass output_dir"):
+        check_output_dir(f / "sub", option="output_dir")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into a chmod 555 folder")
+def test_check_output_dir_catches_chmod_555(tmp_path):
+    from pyprof.errors import InvalidInputError
+    from pyprof.report.atomic import check_output_dir
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(InvalidInputError, match="is not writable"):
+            check_output_dir(ro)
+    finally:
+        ro.chmod(0o755)
+
+
+def test_check_output_dir_catches_a_read_only_filesystem(tmp_path, monkeypatch):
+    # A read-only mount answers EROFS on create; root is not exempt, so this runs everywhere.
+    import builtins
+    import errno
+
+    from pyprof.errors import InvalidInputError
+    from pyprof.report.atomic import check_output_dir
+
+    real_open = builtins.open
+
+    def erofs(file, *a, **k):
+        if ".pyprof-write-check" in str(file):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+        return real_open(file, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", erofs)
+    with pytest.raises(InvalidInputError, match="not writable .Read-only file system.: pass --out a folder"):
+        check_output_dir(tmp_path)
+
+
+# ----------------------------------------------------------------------------- reading reports (issue 13 item 5)
+
+def _write(tmp_path, d, name="r.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(d))
+    return p
+
+
+def test_newer_minor_version_with_added_fields_reads_with_one_warning(result, tmp_path):
+    import warnings
+
+    d = json.loads(to_json(result))
+    major, minor = SCHEMA_VERSION.split(".")
+    d["schema_version"] = f"{major}.{int(minor) + 1}"  # the next minor version adds a key in totals, steps, device
+    d["totals"]["new_total"] = 1.0
+    for s in d["steps"]:
+        s["new_step_field"] = {"x": 1}
+    d["device"]["new_device_field"] = "y"
+    d["new_top_level"] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        back = read_report(_write(tmp_path, d))
+    assert back.totals == result.totals and back.steps == result.steps  # the known fields read as written
+    assert len(caught) == 1  # one warning, not one per field or per step
+    msg = str(caught[0].message)
+    for f in ("totals.new_total", "steps[*].new_step_field", "device.new_device_field", "new_top_level"):
+        assert f in msg, f
+
+
+@pytest.mark.parametrize("edit, field, expected", [
+    (lambda d: d.update(notes=None), "'notes' is None", "a list"),
+    (lambda d: d["totals"].update(steps="12"), "'totals.steps' is '12'", "a whole number"),
+    (lambda d: d["steps"][0].update(wall_time_s="fast"), "'steps[0].wall_time_s' is 'fast'", "a number"),
+    (lambda d: d["device"].update(name=7), "'device.name' is 7", "a string"),
+    (lambda d: d.update(steps={"0": {}}), "'steps' is", "a list"),
+    (lambda d: d["totals"].pop("wall_time_s"), "'totals.wall_time_s' is missing", "re-run"),
+    (lambda d: d["reconciliation"].update(peaks=[{"kind": 1}]), "'reconciliation.peaks[0]", ""),
+    (lambda d: d.update(schema_version=1.1), "'schema_version' is 1.1", "version string"),
+])
+def test_malformed_reports_name_the_field(result, tmp_path, edit, field, expected):
+    d = json.loads(to_json(result))
+    edit(d)
+    with pytest.raises(ReportError) as e:
+        read_report(_write(tmp_path, d))
+    assert field in str(e.value) and expected in str(e.value)
+    r = runner.invoke(app, ["report", str(tmp_path / "r.json")])  # the CLI: one line, exit 2, no traceback
+    assert r.exit_code == 2 and "Traceback" not in r.output and field in r.stderr
+
+
+def test_a_report_of_another_kind_is_named(tmp_path):
+    bench = {"kind": "pyprof.bench", "schema_version": "1.0"}
+    with pytest.raises(ReportError, match=r"is a pyprof bench report \(kind 'pyprof.bench'\), not a pyprof profile "
+                                          r"report: `pyprof report .*` renders any kind"):
+        read_report(_write(tmp_path, bench))
+
+
+def test_malformed_bench_report_names_the_field(tmp_path):
+    from pyprof.report.bench_schema import KIND, SCHEMA_VERSION as BV, read_bench_report
+
+    d = {"kind": KIND, "schema_version": BV, "run": {}, "device": {}, "sources": {}, "peaks": {},
+         "assumed_utilization": 0.17, "assumed_utilization_source": "x", "throttle": {}, "microbenchmarks": [],
+         "workloads": [{"id": "a", "name": "a", "family": "cnn", "step_time_s_median": "slow"}]}
+    with pytest.raises(ReportError, match=r"'workloads\[0\].step_time_s_median' is 'slow', expected a number"):
+        read_bench_report(_write(tmp_path, d))
+    d["workloads"][0]["step_time_s_median"] = 0.5
+    d["notes"] = None
+    with pytest.raises(ReportError, match="'notes' is None, expected a list"):
+        read_bench_report(_write(tmp_path, d))

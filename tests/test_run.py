@@ -96,3 +96,81 @@ def test_registered_as_pyprof_run():
     assert _registered(), ("`pyprof run` is not registered in pyprof/cli/__init__.py: add `from .run_cmd import run` "
                            "and `app.command(\"run\", context_settings={\"allow_extra_args\": True, "
                            "\"ignore_unknown_options\": True})(run)`")
+
+
+# ----------------------------------------------------------------------------- argument splitting and --json
+
+_PKG_TRAIN = """
+import json, sys
+import torch
+m = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(m.parameters(), lr=0.1)
+for _ in range(3):
+    m(torch.ones(2, 4)).sum().backward()
+    opt.step()
+    opt.zero_grad()
+with open(sys.argv[sys.argv.index("--out") + 1], "w") as f:  # the script's own --out: it must reach the script
+    json.dump(sys.argv[1:], f)
+"""
+
+
+def _invoke(*args):
+    from typer.testing import CliRunner
+
+    from pyprof.cli import app
+    return CliRunner().invoke(app, ["run", *args])
+
+
+def test_python_m_pkg_from_the_folder_that_holds_it_and_the_scripts_own_out(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "train.py").write_text(_PKG_TRAIN)
+    monkeypatch.chdir(tmp_path)  # as a user would: `cd project && pyprof run -- python -m pkg.train`
+    prof_out = tmp_path / "prof"
+    # No `--`: pyprof's options end at "python", so the script's own --out is the script's, not pyprof's.
+    r = _invoke("--out", str(prof_out), "--no-measure-peak", "--no-summary", "--json", "python", "-m", "pkg.train",
+                "--out", "script_args.json")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "script_args.json").read_text()) == ["--out", "script_args.json"]
+    assert (prof_out / "report.json").is_file()
+    doc = json.loads(r.stdout)
+    assert doc["kind"] == "pyprof.profile" and "schema_version" in doc
+    assert doc["totals"]["steps"] == 3  # one profile step per optimizer step
+
+
+@pytest.mark.parametrize("args, message, absent", [
+    (("--bogus-flag", "--", "python", "x.py"), "No such option: --bogus-flag", "python option"),
+    (("--peek", "h100", "--", "python", "x.py"), "(Possible options: --peak)", "python option"),
+    (("--peak", "nonsense", "--", "python", "x.py"), "--peak 'nonsense': Unknown hardware", "--peak-tflops"),
+    (("--peak", "-1", "--", "python", "x.py"), "--peak -1 is not a positive finite FLOP/s", "--peak-tflops"),
+    (("--peak", "19.5", "--", "python", "x.py"), "takes FLOP/s (1.95e13), not TFLOP/s", "--peak-tflops"),
+    (("--", "--bogus-flag"), "'--bogus-flag' is where the script should be", "python option"),
+    (("--steps-from", "batch", "--", "python", "x.py"), "--steps-from 'batch'", "Traceback"),
+])
+def test_run_bad_options_are_named_in_runs_own_terms(args, message, absent):
+    r = _invoke(*args)
+    assert r.exit_code == 2
+    assert message in r.output and absent not in r.output
+
+
+def test_run_checks_out_before_the_script_runs(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    marker = tmp_path / "ran"
+    script = tmp_path / "s.py"
+    script.write_text(f"open({str(marker)!r}, 'w').write('1')\n")
+    r = _invoke("--out", str(f), "--", "python", str(script))
+    assert r.exit_code == 2 and "--out" in r.output and "is an existing file, not a folder" in r.output
+    assert not marker.exists()  # the script never started
+
+
+def test_help_keeps_literal_brackets():
+    from typer.testing import CliRunner
+
+    from pyprof.cli import app
+    # With rich markup on, "[options]" was read as a style tag and vanished from the help.
+    r = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "pyprof run [options] -- python train.py args" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert "--install-completion" in r.output  # shell completion on

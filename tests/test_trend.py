@@ -221,3 +221,16 @@ def test_plot_trend_writes_png(tmp_path):
     plot_trend(ds, fit_doubling_time(ds, bootstrap=0), str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert math.isfinite(out.stat().st_size)
+
+
+def test_cli_trend_shows_bracketed_names_and_no_escape_sequences(tmp_path):
+    from typer.testing import CliRunner
+
+    f = tmp_path / "mine.csv"
+    f.write_text("system,date,pfs_days\nBERT [large],2018-10-01,6\nGPT [/x]\x1b]0;t\x07,2019-02-01,40\n"
+                 "T5 [bold]x[/bold],2019-10-01,100\n")
+    r = CliRunner().invoke(_app(), ["trend", str(f), "--bootstrap", "0"])
+    assert r.exit_code == 0, r.output
+    # Before: rich read "[large]" as a style tag and printed "BERT"; "[/x]" raised MarkupError.
+    assert "BERT [large]" in r.stdout and "GPT [/x]" in r.stdout and "T5 [bold]x[/bold]" in r.stdout
+    assert "\x1b" not in r.stdout

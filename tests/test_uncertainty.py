@@ -150,3 +150,55 @@ def test_cli_estimate_interval():
     assert r.exit_code == 0 and "point estimate" in r.stdout
     r = runner.invoke(app, ["estimate-interval", "--count", "2"])
     assert r.exit_code == 2 and "--days is required" in r.output
+
+
+def _bench_report(folder, utils, device_kind="cpu"):
+    """A minimal `pyprof bench` report.json: one ok workload per utilization, plus one failed workload."""
+    from pyprof.report.bench_schema import KIND, SCHEMA_VERSION
+
+    ws = [{"id": f"w{i}", "name": f"model{i}", "family": "cnn", "status": "ok", "utilization_vs_spec": u}
+          for i, u in enumerate(utils)]
+    ws.append({"id": "bad", "name": "bad", "family": "cnn", "status": "failed", "reason": "x"})
+    d = {"kind": KIND, "schema_version": SCHEMA_VERSION, "run": {}, "device": {"kind": device_kind, "name": "cpu0"},
+         "sources": {}, "peaks": {}, "assumed_utilization": 0.17, "assumed_utilization_source": "x",
+         "throttle": {}, "workloads": ws, "microbenchmarks": []}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(d))
+    return folder
+
+
+def test_measured_prior_reads_a_bench_folder(tmp_path):
+    folder = _bench_report(tmp_path / "bench", [0.10, 0.20, 0.40])
+    prior = utilization_prior("measured", "cpu", [folder])
+    # Each ok workload counts once; the failed one is left out: median of (0.1, 0.2, 0.4) is 0.2.
+    assert prior.n == 3 and prior.median == pytest.approx(0.20)
+    only = utilization_prior("measured", "cpu", [folder], workload="model2")
+    assert only.median == pytest.approx(0.40)  # one report: a point at its value
+
+
+def test_cli_estimate_interval_measured_prior_from_a_bench_folder(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from pyprof.cli.efficiency_cmd import estimate_interval
+    app = typer.Typer()
+    app.command("estimate-interval")(estimate_interval)
+    app.command("noop")(lambda: None)
+    folder = _bench_report(tmp_path / "bench", [0.10, 0.20, 0.40])
+    r = CliRunner().invoke(app, ["estimate-interval", "--peak-tflops", "2", "--device-kind", "cpu", "--days", "3",
+                                 "--prior", "measured", "--report", str(folder), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["kind"] == "pyprof.estimate_interval" and out["schema_version"] == "1.0"
+    # median: 2e12 FLOP/s × 3 d × 86400 s/d × 0.20 = 1.0368e17 FLOP
+    assert out["flop"][1] == pytest.approx(2e12 * 3 * 86400 * 0.20, rel=1e-6)
+    r = CliRunner().invoke(app, ["estimate-interval", "--peak-tflops", "-1", "--days", "3"])
+    assert r.exit_code == 2 and "--peak-tflops -1 must be > 0; pass --peak-tflops in TFLOP/s" in r.stderr
+
+
+def test_interval_from_gpu_hours_equals_count_times_days():
+    # 1,720,320 GPU-hours = 1 device for 71,680 days: the same interval, utilization for utilization.
+    a = method2_interval(peak_flops_per_s=312e12, device_hours=1_720_320, prior="published_assumption")
+    b = method2_interval(peak_flops_per_s=312e12, count=1, days=71_680, prior="published_assumption")
+    assert a.flop == pytest.approx(b.flop)
+    assert a.median.flop == pytest.approx(1_720_320 * 3600 * 312e12 * 0.33)  # GPU-h x s/h x FLOP/s x 33%

@@ -35,6 +35,7 @@ from pyprof.peaks import database as peaks
 __all__ = [
     "Estimate",
     "method1",
+    "method1_from_parameters",
     "method2",
     "error_factor",
     "error_direction",
@@ -90,6 +91,14 @@ def _utilization(value: Any) -> float:
     if not 0 < v <= 1:
         raise InvalidInputError(f"utilization={value!r} is outside (0, 1]; {fix}")
     return v
+
+
+def _finite_result(flop: float, formula: str) -> float:
+    """An estimate whose product overflowed (``1e308`` days) is an error, not ``inf`` (JSON has no Infinity)."""
+    if not math.isfinite(flop):
+        raise InvalidInputError(f"the estimate {formula} overflows a float (about 1.8e308): an input is far too "
+                                "large; check its unit and magnitude")
+    return flop
 
 
 # ----------------------------------------------------------------------------- the result
@@ -204,6 +213,7 @@ def method1(
     else:
         head = f"{format_number(fwd)} FLOP"
     formula = f"{head} × {format_number(bf)} (fwd+bwd) × {format_number(n)} examples × {format_number(ep)} epochs"
+    flop = _finite_result(flop, formula)
     inputs = {
         "macs_per_forward": macs,
         "flop_per_mac": flop_per_mac,
@@ -216,6 +226,80 @@ def method1(
     return Estimate(method="method1", flop=flop, inputs=inputs, formula=formula)
 
 
+def method1_from_parameters(
+    *,
+    parameters: float,
+    tokens: float,
+    n_layers: int | None = None,
+    n_ctx: int | None = None,
+    d_attn: int | None = None,
+    backward_factor: float = float(FORWARD_BACKWARD_FACTOR),
+) -> Estimate:
+    """Method 1 for a dense transformer from its parameter count and training tokens: ``6·N·D``.
+
+    ``FLOP = backward_factor x 2 x (N + n_layers x n_ctx x d_attn) x D``. The forward pass costs 2 FLOP per parameter
+    per token (one multiply-add per weight), plus, as an option, attention's ``2 x n_layers x n_ctx x d_attn`` per
+    token (the scores ``QK^T`` and their product with ``V``), both from Kaplan et al. 2020, "Scaling Laws for Neural
+    Language Models", Table 1 (C_forward ≈ 2N + 2 n_layer n_ctx d_attn). Forward + backward is 3 forward passes
+    (the post's convention), hence 6N per token. Causal masking is counted as full attention (Kaplan's table does
+    the same); embeddings count only if ``parameters`` includes them.
+
+    Args:
+        parameters: N, the number of (non-embedding) parameters.
+        tokens: D, the training tokens (all epochs together).
+        n_layers: Transformer layers, for the attention term. Give all three of ``n_layers``, ``n_ctx`` and
+            ``d_attn`` to include it, or none.
+        n_ctx: Context length in tokens.
+        d_attn: Attention width (d_model for standard multi-head attention).
+        backward_factor: Forward + backward in forward passes; 3 by convention.
+
+    Returns:
+        The :class:`Estimate` (``method == "method1"``); ``inputs`` holds ``parameters``, ``tokens``,
+        ``flops_per_token`` and ``attention_flops_per_token`` (None without the term).
+
+    Raises:
+        InvalidInputError: a non-positive or non-finite number; some but not all attention dimensions; an overflow.
+
+    Example:
+        GPT-3 175B on 300e9 tokens: 6 x 175e9 x 300e9 = 3.15e23 FLOP = 3,646 pfs-days (the paper's Table D.1 prints
+        3.14e23 FLOP).
+    """
+    n = _positive("parameters", parameters, "pass the parameter count N, e.g. 175e9.")
+    d = _positive("tokens", tokens, "pass the training tokens D over all epochs, e.g. 300e9.")
+    bf = _number("backward_factor", backward_factor, "pass the forward+backward cost in forward passes (3).")
+    if bf < 1:
+        raise InvalidInputError(f"backward_factor={backward_factor!r} is below 1; forward + backward costs at least "
+                                "one forward pass (3 by convention)")
+    dims = {"n_layers": n_layers, "n_ctx": n_ctx, "d_attn": d_attn}
+    given = [k for k, v in dims.items() if v is not None]
+    attn: float | None = None
+    if given and len(given) < 3:
+        missing = [k for k in dims if k not in given]
+        raise InvalidInputError(f"the attention term needs n_layers, n_ctx and d_attn; {', '.join(missing)} "
+                                "missing: give all three, or none for 6·N·D alone")
+    if given:
+        nl = _positive_int("n_layers", n_layers, "pass the number of transformer layers, e.g. 96.")
+        nc = _positive_int("n_ctx", n_ctx, "pass the context length in tokens, e.g. 2048.")
+        da = _positive_int("d_attn", d_attn, "pass the attention width (d_model), e.g. 12288.")
+        attn = 2.0 * nl * nc * da  # forward FLOP per token of QK^T and (scores)V, Kaplan et al. 2020 Table 1
+    per_token = bf * (2.0 * n + (attn or 0.0))
+    formula = f"{format_number(bf)} (fwd+bwd) × 2 FLOP × ({format_number(n)} params"
+    if attn is not None:
+        formula += f" + {nl} layers × {nc} ctx × {da} d_attn"
+    formula += f") × {format_number(d)} tokens"
+    flop = _finite_result(per_token * d, formula)
+    inputs = {
+        "parameters": n,
+        "tokens": d,
+        "backward_factor": bf,
+        "flops_per_token": per_token,
+        "attention_flops_per_token": None if attn is None else bf * attn,
+        "n_layers": n_layers, "n_ctx": n_ctx, "d_attn": d_attn,
+        "source": "Kaplan et al. 2020 Table 1: C ≈ 6N + 6 n_layer n_ctx d_attn per token",
+    }
+    return Estimate(method="method1", flop=flop, inputs=inputs, formula=formula)
+
+
 # ----------------------------------------------------------------------------- Method 2
 
 def method2(
@@ -223,15 +307,18 @@ def method2(
     hardware: str | None = None,
     peak_flops_per_s: float | None = None,
     count: int = 1,
-    days: float,
+    days: float | None = None,
     utilization: float | None = None,
     precision: str = "fp32",
     clock: str | None = None,
     extra_factor: float = 1.0,
+    device_hours: float | None = None,
 ) -> Estimate:
     """Method 2: hardware time x peak x assumed utilization.
 
-    ``FLOP = count x peak_flops_per_s x days x 86400 s/d x utilization x extra_factor``.
+    ``FLOP = count x peak_flops_per_s x days x 86400 s/d x utilization x extra_factor``, or, from the device-hours
+    papers report ("1,720,320 GPU-hours"), ``FLOP = device_hours x 3600 s/h x peak_flops_per_s x utilization x
+    extra_factor``.
 
     Args:
         hardware: A name in the peak database (see :func:`pyprof.hardware.peaks.list_hardware`). Use the
@@ -239,7 +326,7 @@ def method2(
         peak_flops_per_s: Peak per device in FLOP/s. Overrides the database figure when ``hardware`` is also
             given (the hardware then only decides the default utilization). One of the two is required.
         count: Number of devices (GPUs, boards, chips, CPU sockets, as the peak's scope says).
-        days: Wall-clock training days.
+        days: Wall-clock training days. Give ``days`` or ``device_hours``, not both.
         utilization: Achieved fraction of peak in (0, 1]. ``None`` takes the post's assumption by kind:
             0.33 for GPUs (and TPUs, for which the post gives no figure), 0.17 for CPUs.
             ``inputs["utilization_source"]`` says which.
@@ -247,6 +334,8 @@ def method2(
         clock: ``"boost"`` or ``"base"`` where the database holds both (default boost).
         extra_factor: Any further multiplier the estimate needs, e.g. the post's ``sqrt(10 * 100)`` data
             scaling for Neural Machine Translation. 1 by default.
+        device_hours: Device-hours over all devices (GPU-hours, TPU chip-hours), as papers report them; ``count``
+            is then 1 (the hours already sum over devices).
 
     Returns:
         The :class:`Estimate`.
@@ -265,7 +354,18 @@ def method2(
             "or peak_flops_per_s= (FLOP/s per device, e.g. 1.58e12)."
         )
     n = _positive_int("count", count, "pass the number of devices, e.g. 8.")
-    d = _positive("days", days, "pass wall-clock training time in days, e.g. 5.5.")
+    if (days is None) == (device_hours is None):
+        which = "both were given" if days is not None else "neither was given"
+        raise InvalidInputError(f"Method 2 needs exactly one of days (wall-clock, with count devices) and "
+                                f"device_hours (summed over devices, as papers report GPU-hours); {which}")
+    if device_hours is not None:
+        if n != 1:
+            raise InvalidInputError(f"count={count!r} with device_hours: device-hours already sum over the devices; "
+                                    "leave count at 1")
+        hours = _positive("device_hours", device_hours, "pass device-hours summed over devices, e.g. 1720320.")
+        d = hours / 24.0  # one device for hours/24 days: the same device-seconds
+    else:
+        d = _positive("days", days, "pass wall-clock training time in days, e.g. 5.5.")
     xf = _positive("extra_factor", extra_factor, "pass a positive multiplier (1 for none).")
     entry = None
     kind = None
@@ -307,15 +407,21 @@ def method2(
         util_source = "explicit"
     time_s = d * SECONDS_PER_DAY
     flop = n * peak * time_s * util * xf
-    formula = (f"{n} × {format_number(peak)} FLOP/s × {format_number(d)} d × "
-               f"{format_number(SECONDS_PER_DAY)} s/d × {format_number(util)}")
+    if device_hours is not None:
+        formula = (f"{format_number(hours)} device-h × 3600 s/h × {format_number(peak)} FLOP/s × "
+                   f"{format_number(util)}")
+    else:
+        formula = (f"{n} × {format_number(peak)} FLOP/s × {format_number(d)} d × "
+                   f"{format_number(SECONDS_PER_DAY)} s/d × {format_number(util)}")
     if xf != 1.0:
         formula += f" × {format_number(xf)} (extra factor)"
+    flop = _finite_result(flop, formula)
     inputs = {
         "hardware": entry.hardware if entry is not None else hardware,
         "kind": kind,
         "count": n,
         "days": d,
+        "device_hours": None if device_hours is None else hours,
         "time_s": time_s,
         "peak_flops_per_s": peak,
         "peak_source": peak_source,

@@ -29,17 +29,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pyprof.constants import ASSUMED_UTILIZATION_CPU, ASSUMED_UTILIZATION_GPU, PFS_DAY_FLOP, TFS_DAY_FLOP
-from pyprof.errors import InvalidInputError, ReportError
 from pyprof.accounting.estimate import Estimate, method2
+from pyprof.constants import (
+    ASSUMED_UTILIZATION_CPU,
+    ASSUMED_UTILIZATION_GPU,
+    PFS_DAY_FLOP,
+    TFS_DAY_FLOP,
+)
+from pyprof.errors import InvalidInputError, ReportError
 
 __all__ = [
     "PRIOR_KINDS",
-    "UtilizationPrior",
     "Method2Interval",
-    "utilization_prior",
+    "UtilizationPrior",
     "method2_interval",
     "report_utilizations",
+    "utilization_prior",
 ]
 
 PRIOR_KINDS = ("published_assumption", "published_evidence", "measured")
@@ -136,12 +141,47 @@ def _epoch_evidence(published_before: str | None) -> tuple[list[float], str]:
     return values, src
 
 
+def _measured_rows(f: Path) -> list[tuple[str, str, str, str, float | None]]:
+    """``(where, device kind, device name, run or workload name, utilization_vs_spec)`` of one report file.
+
+    A ``pyprof.profile`` report gives one row (its ``reconciliation.utilization_vs_spec``); a ``pyprof bench``
+    report gives one row per workload that ran (each workload's ``utilization_vs_spec``, named by workload).
+
+    Raises:
+        ReportError: not a readable pyprof profile or bench report.
+    """
+    from pyprof.report import read_report
+    from pyprof.report.bench_schema import KIND as BENCH_KIND
+    from pyprof.report.bench_schema import check_bench_dict
+    from pyprof.report.json_report import read_json_any
+
+    d = read_json_any(f)
+    if d.get("kind") == BENCH_KIND:
+        b = check_bench_dict(d, str(f))
+        dev = b.get("device") or {}
+        dk, dn = str(dev.get("kind", "")), str(dev.get("name", ""))
+        rows = []
+        for w in b.get("workloads") or []:
+            if not isinstance(w, dict) or w.get("status") != "ok":
+                continue
+            name = str(w.get("name") or w.get("id") or "")
+            rows.append((f"{f} workload {name!r}", dk, dn, f"{w.get('id', '')} {name}", w.get("utilization_vs_spec")))
+        if not rows:
+            raise ReportError(f"bench report {f} has no workload that ran")
+        return rows
+    res = read_report(f)
+    rec = res.reconciliation
+    return [(str(f), res.device.kind, res.device.name, str(res.run.get("name", "")),
+             rec.utilization_vs_spec if rec is not None else None)]
+
+
 def report_utilizations(reports: Sequence[str | Path], device_kind: str, *, device_name: str | None = None,
                         workload: str | None = None) -> tuple[list[float], list[str]]:
     """Measured utilizations (``reconciliation.utilization_vs_spec``) from pyprof report.json files.
 
     Args:
-        reports: report.json paths, or folders searched recursively for ``*.json`` reports.
+        reports: report.json paths of ``pyprof.profile`` or ``pyprof bench`` runs (each workload of a bench report
+            counts once), or folders searched recursively for ``*.json`` reports (a bench folder works).
         device_kind: ``"gpu"``, ``"tpu"`` or ``"cpu"``; reports of other devices are skipped.
         device_name: Keep only reports whose device name contains this (case-insensitive).
         workload: Keep only reports whose run name contains this (case-insensitive): the workload class.
@@ -152,7 +192,6 @@ def report_utilizations(reports: Sequence[str | Path], device_kind: str, *, devi
     Raises:
         InvalidInputError: a path does not exist, or no file in a folder is a pyprof report.
     """
-    from pyprof.report import read_report
     kind = _device_kind(device_kind)
     files: list[Path] = []
     for r in reports:
@@ -171,30 +210,28 @@ def report_utilizations(reports: Sequence[str | Path], device_kind: str, *, devi
     readable = 0
     for f in files:
         try:
-            res = read_report(f)
+            rows = _measured_rows(f)
         except ReportError as e:
             notes.append(f"skipped {f}: {e}")
             continue
         readable += 1
-        dk, dn = res.device.kind, res.device.name
-        if dk not in _REPORT_KINDS[kind]:
-            notes.append(f"skipped {f}: device {dk} ({dn}), not {kind}")
-            continue
-        if device_name and device_name.lower() not in dn.lower():
-            notes.append(f"skipped {f}: device {dn!r} does not contain {device_name!r}")
-            continue
-        if workload and workload.lower() not in str(res.run.get("name", "")).lower():
-            notes.append(f"skipped {f}: run {res.run.get('name')!r} is not workload {workload!r}")
-            continue
-        rec = res.reconciliation
-        u = rec.utilization_vs_spec if rec is not None else None
-        if u is None or not math.isfinite(u) or u <= 0:
-            notes.append(f"skipped {f}: no measured utilization (no peak for its device?)")
-            continue
-        if u > 1:
-            notes.append(f"skipped {f}: utilization {u:.3g} > 1, so the peak it divided by is too low")
-            continue
-        values.append(float(u))
+        for where, dk, dn, run_name, u in rows:
+            if dk not in _REPORT_KINDS[kind]:
+                notes.append(f"skipped {where}: device {dk} ({dn}), not {kind}")
+                continue
+            if device_name and device_name.lower() not in str(dn).lower():
+                notes.append(f"skipped {where}: device {dn!r} does not contain {device_name!r}")
+                continue
+            if workload and workload.lower() not in str(run_name).lower():
+                notes.append(f"skipped {where}: run {run_name!r} is not workload {workload!r}")
+                continue
+            if u is None or not isinstance(u, (int, float)) or not math.isfinite(u) or u <= 0:
+                notes.append(f"skipped {where}: no measured utilization (no peak for its device?)")
+                continue
+            if u > 1:
+                notes.append(f"skipped {where}: utilization {u:.3g} > 1, so the peak it divided by is too low")
+                continue
+            values.append(float(u))
     if files and not readable:
         raise InvalidInputError(f"none of the {len(files)} file(s) is a readable pyprof report: " + "; ".join(notes))
     return values, notes
@@ -336,21 +373,22 @@ class Method2Interval:
 
 
 def method2_interval(*, hardware: str | None = None, peak_flops_per_s: float | None = None, count: int = 1,
-                     days: float, prior: UtilizationPrior | str | None = None, level: float = 0.9,
+                     days: float | None = None, prior: UtilizationPrior | str | None = None, level: float = 0.9,
                      precision: str = "fp32", clock: str | None = None, extra_factor: float = 1.0,
-                     reports: Sequence[str | Path] = ()) -> Method2Interval:
+                     reports: Sequence[str | Path] = (), device_hours: float | None = None) -> Method2Interval:
     """Method 2 with an interval from a utilization prior.
 
     Args:
         hardware: Hardware name (see ``pyprof estimate --list-hardware``); also decides the device kind.
         peak_flops_per_s: Peak per device in FLOP/s (overrides the database).
         count: Devices.
-        days: Training days.
+        days: Training days (with ``count``); or give ``device_hours`` instead.
         prior: A :class:`UtilizationPrior`, a prior kind name, or None for ``"published_evidence"`` of the
             hardware's kind (GPU when no hardware is named).
         level: Probability between low and high, in (0, 1); 0.9 gives the 5th-95th percentiles.
         precision, clock, extra_factor: As in :func:`pyprof.estimate.method2`.
         reports: For a ``"measured"`` prior given by name.
+        device_hours: Device-hours summed over devices (GPU-hours as papers report them), instead of ``days``.
 
     Returns:
         The :class:`Method2Interval`.
@@ -379,7 +417,8 @@ def method2_interval(*, hardware: str | None = None, peak_flops_per_s: float | N
     qs = ((1 - level) / 2, 0.5, (1 + level) / 2)
     utils = [min(1.0, prior.quantile(q)) for q in qs]
     ests = [method2(hardware=hardware, peak_flops_per_s=peak_flops_per_s, count=count, days=days, utilization=u,
-                    precision=precision, clock=clock, extra_factor=extra_factor) for u in utils]
+                    precision=precision, clock=clock, extra_factor=extra_factor, device_hours=device_hours)
+            for u in utils]
     src = f"{prior.kind} prior: {prior.source}"
     ests = [Estimate(e.method, e.flop, {**e.inputs, "utilization_source": f"{name} of the {src}"}, e.formula)
             for e, name in zip(ests, (f"{qs[0]:.3g}-quantile", "median", f"{qs[2]:.3g}-quantile"))]

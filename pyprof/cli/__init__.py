@@ -6,7 +6,6 @@ code 2 and a one-line error on stderr.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,16 +16,33 @@ from pyprof.cli.estimate_cmd import estimate
 from pyprof.cli.bench_cmd import bench
 from pyprof.cli._common import fail
 from pyprof.cli.efficiency_cmd import estimate_interval
-from pyprof.cli.run_cmd import run
+from pyprof.cli.run_cmd import CONTEXT_SETTINGS, run
 from pyprof.cli.trend_cmd import trend
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Help text is plain text, not rich markup (rich_markup_mode=None): "[options]" stays literal, and so does any
+# bracket in an option's help. Shell completion is on: `pyprof --install-completion`.
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="pyprof: measured FLOPs and utilization of training, reconciled with the 33% / 17% assumptions.")
 app.command("estimate", help="Method 1 / Method 2 training-compute estimates from your figures.")(estimate)
 app.command("bench", help="Benchmark suite: measured utilization per workload vs the 33% / 17% assumptions.")(bench)
 app.command("trend", help="Doubling/halving time of training compute (AI and compute, AI and efficiency, or your CSV).")(trend)
 app.command("estimate-interval", help="Method 2 with an uncertainty interval from a utilization prior.")(estimate_interval)
-app.command("run", help="Profile a whole training script without editing it: pyprof run [options] -- python train.py args",
-            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
+app.command("run", help="Profile a whole training script without editing it: pyprof run [options] -- python "
+                        "train.py args", context_settings=CONTEXT_SETTINGS)(run)
+
+
+class _EscapedTable:
+    """A rich Table whose cells are text, never markup (``Intel(R) ... [x]`` or a reason with ``[/...]``)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        from rich.table import Table
+
+        self.table = Table(**kwargs)  # type: ignore[arg-type]
+        self.add_column = self.table.add_column
+
+    def add_row(self, *cells: str) -> None:
+        from pyprof.report.escape import terminal
+
+        self.table.add_row(*(terminal(c) for c in cells))
 
 
 @app.command("env")
@@ -39,12 +55,13 @@ def env_cmd(
     from pyprof.report.format import si
     env = collect_env(measure_peaks=measure)
     if as_json:
-        typer.echo(json.dumps(env, indent=2, default=str))
+        from pyprof.cli._common import json_document
+        from pyprof.report.json_report import json_safe
+        typer.echo(json_document("pyprof.env", json_safe(env)))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    t = Table(title="pyprof env")
+    t = _EscapedTable(title="pyprof env")  # CPU and GPU names, driver strings and reasons come from the machine
     t.add_column("item", style="cyan")
     t.add_column("value", overflow="fold")
     t.add_row("pyprof / python", f"{env['pyprof_version']} / {env['python']}")
@@ -83,7 +100,7 @@ def env_cmd(
                      f"{si(m['theoretical_at_observed_clock_flops_per_s'], 'FLOP/s')}, ratio "
                      f"{m['measured_over_theoretical_at_observed_clock']:.2f}")
         t.add_row(f"CPU peak {prec}", line)
-    Console().print(t)
+    Console().print(t.table)
 
 
 @app.command("report")
@@ -96,10 +113,14 @@ def report_cmd(
     from pyprof.report.html import render_any
     if fmt not in ("terminal", "md", "html", "json"):
         fail(f"--format {fmt!r} unknown: use terminal, md, html or json")
+    from pyprof.report.escape import plain
     try:
-        sys.stdout.write(render_any(file, fmt))
+        text = render_any(file, fmt)
     except ReportError as e:
         fail(str(e))
+    # Text for a terminal never carries control sequences from the file, whichever renderer made it (a job
+    # report's Markdown included); JSON escapes them itself and HTML is autoescaped.
+    sys.stdout.write(plain(text) if fmt in ("terminal", "md") else text)
 
 
 @app.command("example")
@@ -117,6 +138,13 @@ def example_cmd(
 
     if model not in ("cnn", "mlp"):
         fail(f"--model {model!r} unknown: use cnn or mlp")
+    if out:
+        from pyprof.cli._common import check_output_dir
+        from pyprof.errors import PyprofError
+        try:
+            check_output_dir(out, option="--out")  # before the run, so its results are not lost to a bad folder
+        except PyprofError as e:
+            fail(str(e))
     r = run_example(model, batch=batch, steps=steps, warmup=warmup, output_dir=str(out) if out else None)
     if as_json:
         sys.stdout.write(to_json(r))

@@ -12,13 +12,19 @@ from typing import Annotated, Optional
 
 import typer
 
+from pyprof.bench.workloads import CUPY_ID, WORKLOADS
+
+#: Every id --only takes: the workloads, the CuPy GEMM and "micro" (the microbenchmarks).
+ONLY_IDS = ("micro", *(w.id for w in WORKLOADS), CUPY_ID)
+
 
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small shapes; the default on a CPU (under 3 min on 2 cores).")] = False,
     full: Annotated[bool, typer.Option("--full", help="Every workload at real sizes (a GPU; the default there).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    only: Annotated[Optional[str], typer.Option(help="Comma-separated workload ids, and/or 'micro' for the "
-                                                     "microbenchmarks (e.g. 'micro,resnet18').")] = None,
+    only: Annotated[Optional[str], typer.Option(help="Comma-separated ids (e.g. 'micro,resnet18'), of: "
+                                                     + ", ".join(ONLY_IDS) + " ('micro' = the microbenchmarks).")]
+    = None,
     out: Annotated[Path, typer.Option(help="Folder for report.json, report.md, report.html, trace.json.gz.")] = Path("pyprof-bench"),
     warmup: Annotated[Optional[int], typer.Option(min=1, help="Warm-up steps per workload (default 2 quick, 5 full).")] = None,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Timed steps per workload (default 3 quick, 20 full).")] = None,
@@ -26,33 +32,46 @@ def bench(
     trace: Annotated[bool, typer.Option("--trace/--no-trace", help="Trace one extra step per workload: kernel-class "
                                                                   "breakdown and trace.json.gz.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report (kind pyprof.bench, with "
+                                                         "schema_version) to stdout instead of the table.")] = False,
 ) -> None:
     """Measure real utilization per workload on this machine and the error factor of the 33% / 17% assumptions."""
+    from pyprof.cli._common import check_output_dir, fail
+    from pyprof.errors import PyprofError
+
     if quick and full:
-        typer.echo("Error: --quick and --full exclude each other", err=True)
-        raise typer.Exit(2)
+        fail("--quick and --full exclude each other")
     from pyprof.bench import runner
 
     try:
         dev = runner.resolve_device(device)
     except ValueError as e:
-        typer.echo(f"Error: {e}", err=True)
-        raise typer.Exit(2)
+        fail(str(e))
     preset = "full" if full else "quick" if quick else ("quick" if dev == "cpu" else "full")
     ids = tuple(s.strip() for s in only.split(",") if s.strip()) if only else ()
+    bad = [i for i in ids if i not in ONLY_IDS]
+    if bad or (only is not None and not ids):
+        fail(f"--only {only!r}: unknown workload id(s) {', '.join(bad) or '(none given)'}; choose from {', '.join(ONLY_IDS)}")
+    try:
+        check_output_dir(out, option="--out")  # before minutes of benchmarks, not after
+    except PyprofError as e:
+        fail(str(e))
     opts = runner.Options(preset=preset, device=dev, only=ids, out=out, warmup=warmup, active=steps, html=html,
                           trace=trace)
     try:
         report = runner.run_suite(opts, progress=progress)
     except ValueError as e:  # bad --only ids and the like
-        typer.echo(f"Error: {e}", err=True)
-        raise typer.Exit(2)
+        fail(str(e))
     paths = runner.write_outputs(report, out, html=html, trace=trace)
     if report.device.get("kind") == "cuda" and preset == "full" and not ids:
         paths.update(_gpu_checks(out))
     from pyprof.report.bench_text import render_bench_terminal
     d = report.to_dict()
-    sys.stdout.write(render_bench_terminal(d))
+    if as_json:
+        from pyprof.report.bench_schema import to_bench_json
+        sys.stdout.write(to_bench_json(d))  # the report itself: kind "pyprof.bench" and schema_version
+    else:
+        sys.stdout.write(render_bench_terminal(d))
     failed = [w["name"] for w in d["workloads"] if w["status"] == "failed"]
     if failed:
         typer.echo(f"{len(failed)} workload(s) failed (recorded in the report): {', '.join(failed)}", err=True)

@@ -13,8 +13,6 @@ Examples::
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,9 +21,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pyprof.cli._common import fail
+from pyprof.cli._common import check_flag_number, fail, json_document
 from pyprof.errors import PyprofError
-__all__ = ["estimate_interval"]
+from pyprof.report import escape as esc
+
+__all__ = ["JSON_KIND", "estimate_interval"]
+
+#: ``kind`` of the ``--json`` document.
+JSON_KIND = "pyprof.estimate_interval"
 
 
 def estimate_interval(
@@ -35,13 +38,17 @@ def estimate_interval(
         "--peak-tflops", help="Peak per device in TFLOP/s (overrides the database).")] = None,
     count: Annotated[int, typer.Option("--count", help="Number of devices.")] = 1,
     days: Annotated[Optional[float], typer.Option("--days", help="Training days.")] = None,
+    gpu_hours: Annotated[Optional[float], typer.Option(
+        "--gpu-hours", help="Device-hours summed over devices, as papers report them (instead of --count and "
+                            "--days).")] = None,
     prior: Annotated[str, typer.Option(
         "--prior", help="published_assumption (33%/17%, a point), published_evidence, or measured.")]
     = "published_evidence",
     device_kind: Annotated[Optional[str], typer.Option(
         "--device-kind", help="gpu, tpu or cpu (default: the hardware's kind, else gpu).")] = None,
     report: Annotated[Optional[list[Path]], typer.Option(
-        "--report", help="measured prior: a pyprof report.json or a folder of them (repeatable).")] = None,
+        "--report", help="measured prior: a pyprof report.json (profile or bench) or a folder of them, such as a "
+                         "`pyprof bench --out` folder (repeatable).")] = None,
     device_name: Annotated[Optional[str], typer.Option(
         "--device-name", help="measured prior: keep reports whose device name contains this.")] = None,
     workload: Annotated[Optional[str], typer.Option(
@@ -58,30 +65,44 @@ def estimate_interval(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Method 2 (devices x peak x days x utilization) with a low / median / high interval over utilization."""
-    from pyprof.peaks import database as peaks
     from pyprof.accounting.uncertainty import method2_interval, utilization_prior
+    from pyprof.peaks import database as peaks
 
     try:
-        if days is None:
-            raise PyprofError("--days is required (wall-clock training days, e.g. 5.5)")
+        if days is None and gpu_hours is None:
+            raise PyprofError("--days is required (wall-clock training days, e.g. 5.5), or --gpu-hours (device-hours "
+                              "summed over devices, e.g. 1720320)")
+        if days is not None and gpu_hours is not None:
+            raise PyprofError("give --days (with --count) or --gpu-hours, not both")
+        if gpu_hours is not None and count != 1:
+            raise PyprofError("--gpu-hours already sums over devices: drop --count")
         if hardware is None and peak_tflops is None:
             raise PyprofError("give --hardware NAME or --peak-tflops T (TFLOP/s per device)")
-        peak = None
-        if peak_tflops is not None:
-            if not math.isfinite(peak_tflops) or peak_tflops <= 0 or peak_tflops > 1e5:
-                raise PyprofError(f"--peak-tflops {peak_tflops:g} must be a positive TFLOP/s figure per device "
-                                  "(e.g. 1.58 for a GTX 580), not FLOP/s")
-            peak = peak_tflops * 1e12
+        # Above 1e5 TFLOP/s (100 PFLOP/s) per device is no chip: the user typed FLOP/s into a TFLOP/s flag.
+        check_flag_number("--peak-tflops", peak_tflops, unit="TFLOP/s per device, not FLOP/s",
+                          example="1.58 (a GTX 580)", maximum=1e5)
+        check_flag_number("--count", count, unit="devices", example="8", integer=True)
+        check_flag_number("--days", days, unit="wall-clock days", example="5.5")
+        check_flag_number("--gpu-hours", gpu_hours, unit="device-hours summed over devices", example="1720320")
+        check_flag_number("--level", level, unit="a probability in (0, 1)", example="0.9")
+        if level >= 1:
+            raise PyprofError(f"--level {level:g} must be below 1; pass --level in a probability in (0, 1), "
+                              "e.g. --level 0.9")
+        peak = None if peak_tflops is None else peak_tflops * 1e12
         dk = device_kind or (peaks.hardware_kind(hardware) if hardware else "gpu")
         pr = utilization_prior(prior, dk, report or (), published_before=published_before,
                                device_name=device_name, workload=workload, spread=spread)
         iv = method2_interval(hardware=hardware, peak_flops_per_s=peak, count=count, days=days, prior=pr,
-                              level=level, precision=precision, clock=clock)
+                              level=level, precision=precision, clock=clock, device_hours=gpu_hours)
     except PyprofError as exc:
         fail(str(exc))
         return
     if json_out:
-        typer.echo(json.dumps(iv.to_dict(), indent=2, default=str))
+        try:
+            text = json_document(JSON_KIND, iv.to_dict())
+        except PyprofError as exc:
+            fail(str(exc))
+        typer.echo(text)
         return
     console = Console(file=sys.stdout)
     t = Table(title=f"Method 2 with a utilization prior ({iv.prior.kind})")
@@ -93,8 +114,8 @@ def estimate_interval(
         t.add_row(name, f"{e.inputs['utilization']:.3g}", f"{e.flop:.4g}", f"{e.pfs_days:.4g}", f"{e.tfs_days:.4g}")
     console.print(t)
     console.print(f"formula (median): {iv.median.formula}", highlight=False)
-    console.print(f"prior: {iv.prior.source}", highlight=False)
+    console.print(f"prior: {esc.terminal(iv.prior.source)}", highlight=False)
     if iv.is_point:
         console.print("the prior has no spread: this is a point estimate, not an interval", highlight=False)
     for n in iv.notes:
-        console.print(f"note: {n}", highlight=False)
+        console.print(f"note: {esc.terminal(n)}", highlight=False)

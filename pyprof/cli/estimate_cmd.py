@@ -8,14 +8,15 @@ Examples::
     pyprof estimate --hardware "GTX 580 (AI and compute)" --count 2 --days 5.5
     pyprof estimate --method both --macs-per-forward 0.75e9 --examples 1.2e6 --epochs 90 \\
         --hardware gtx580 --count 2 --days 5.5 --json
+    pyprof estimate --parameters 175e9 --tokens 300e9                 # 6·N·D
+    pyprof estimate --parameters 175e9 --tokens 300e9 --n-layers 96 --n-ctx 2048 --d-attn 12288
+    pyprof estimate --peak-tflops 312 --gpu-hours 1720320 --utilization 0.4
     pyprof estimate --seed-examples
     pyprof estimate --list-hardware
 """
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from dataclasses import asdict
 from typing import Annotated, Optional
@@ -24,18 +25,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pyprof.cli._common import fail
-from pyprof.errors import PyprofError
 from pyprof.accounting.estimate import (
     Estimate,
     error_direction,
     error_factor,
     method1,
+    method1_from_parameters,
     method2,
     reproduce_seed_examples,
 )
+from pyprof.cli._common import check_flag_number, fail, json_document
+from pyprof.errors import PyprofError
 from pyprof.peaks import database as peaks
-__all__ = ["estimate"]
+
+__all__ = ["JSON_KIND", "estimate"]
+
+#: ``kind`` of the ``--json`` document.
+JSON_KIND = "pyprof.estimate"
 
 _METHODS = ("1", "2", "both", "auto")
 
@@ -104,6 +110,29 @@ def _seed_examples(console: Console, as_json: bool) -> dict | None:
     return None
 
 
+def _check_flags(v: dict) -> None:
+    """Every numeric flag checked in the CLI's terms (flag and unit) before any arithmetic."""
+    check_flag_number("--macs-per-forward", v["macs_per_forward"], unit="multiply-adds per example", example="0.75e9")
+    check_flag_number("--flops-per-forward", v["flops_per_forward"], unit="FLOP per example", example="1.5e9")
+    check_flag_number("--examples", v["examples"], unit="examples per epoch", example="1.2e6")
+    check_flag_number("--epochs", v["epochs"], unit="passes over the data", example="90")
+    check_flag_number("--backward-factor", v["backward_factor"], unit="forward passes", example="3", minimum=1,
+                      inclusive=True)
+    check_flag_number("--parameters", v["parameters"], unit="parameters", example="175e9")
+    check_flag_number("--tokens", v["tokens"], unit="training tokens", example="300e9")
+    check_flag_number("--n-layers", v["n_layers"], unit="layers", example="96")
+    check_flag_number("--n-ctx", v["n_ctx"], unit="tokens", example="2048")
+    check_flag_number("--d-attn", v["d_attn"], unit="attention width", example="12288")
+    # Above 1e5 TFLOP/s (100 PFLOP/s) per device is no chip: the user typed FLOP/s into a TFLOP/s flag.
+    check_flag_number("--peak-tflops", v["peak_tflops"], unit="TFLOP/s per device, not FLOP/s",
+                      example="1.58 (a GTX 580)", maximum=1e5)
+    check_flag_number("--count", v["count"], unit="devices", example="8", integer=True)
+    check_flag_number("--days", v["days"], unit="wall-clock days", example="5.5")
+    check_flag_number("--gpu-hours", v["gpu_hours"], unit="device-hours summed over devices", example="1720320")
+    check_flag_number("--utilization", v["utilization"], unit="a fraction of peak in (0, 1]",
+                      example="0.33 (not 33)", maximum=1.0)
+
+
 def estimate(
     method: Annotated[str, typer.Option("--method", help="1, 2, both, or auto (decided by the inputs given).")]
     = "auto",
@@ -115,6 +144,15 @@ def estimate(
     examples: Annotated[Optional[float], typer.Option(
         "--examples", help="Method 1: training examples per epoch.")] = None,
     epochs: Annotated[float, typer.Option("--epochs", help="Method 1: passes over the data.")] = 1.0,
+    parameters: Annotated[Optional[float], typer.Option(
+        "--parameters", help="Method 1 for a dense transformer: parameter count N (6·N·D, with --tokens).")] = None,
+    tokens: Annotated[Optional[float], typer.Option(
+        "--tokens", help="Method 1 for a dense transformer: training tokens D over all epochs.")] = None,
+    n_layers: Annotated[Optional[int], typer.Option(
+        "--n-layers", help="Attention term (optional, with --n-ctx and --d-attn): transformer layers.")] = None,
+    n_ctx: Annotated[Optional[int], typer.Option("--n-ctx", help="Attention term: context length in tokens.")] = None,
+    d_attn: Annotated[Optional[int], typer.Option("--d-attn", help="Attention term: attention width (d_model).")]
+    = None,
     backward_factor: Annotated[float, typer.Option(
         "--backward-factor", help="Method 1: forward+backward cost in forward passes.")] = 3.0,
     hardware: Annotated[Optional[str], typer.Option(
@@ -123,6 +161,9 @@ def estimate(
         "--peak-tflops", help="Method 2: peak per device in TFLOP/s (overrides the database).")] = None,
     count: Annotated[int, typer.Option("--count", help="Method 2: number of devices.")] = 1,
     days: Annotated[Optional[float], typer.Option("--days", help="Method 2: training days.")] = None,
+    gpu_hours: Annotated[Optional[float], typer.Option(
+        "--gpu-hours", help="Method 2: device-hours summed over devices, as papers report them (instead of "
+                            "--count and --days).")] = None,
     utilization: Annotated[Optional[float], typer.Option(
         "--utilization", help="Method 2: fraction of peak in (0, 1]; default 0.33 GPU/TPU, 0.17 CPU.")] = None,
     precision: Annotated[str, typer.Option("--precision", help="Method 2: precision of the peak.")] = "fp32",
@@ -136,8 +177,8 @@ def estimate(
 ) -> None:
     """Estimate training compute (FLOP, PF, pfs-days) by Method 1 and/or Method 2 of "AI and compute".
 
-    Method 1: multiply-adds per forward x 2 x 3 x examples x epochs.
-    Method 2: devices x peak FLOP/s x days x 86400 x utilization.
+    Method 1: multiply-adds per forward x 2 x 3 x examples x epochs, or 6 x parameters x tokens.
+    Method 2: devices x peak FLOP/s x days x 86400 x utilization, or GPU-hours x 3600 x peak x utilization.
     """
     console = Console(file=sys.stdout)
     payload: dict = {}
@@ -148,14 +189,16 @@ def estimate(
             payload.update(_seed_examples(console, json_out) or {})
         if list_hardware or seed_examples:
             if json_out:
-                typer.echo(json.dumps(payload, indent=2, default=str))
+                typer.echo(json_document(JSON_KIND, payload))
             return
+        _check_flags(locals())
 
         m = str(method).strip().lower()
         if m not in _METHODS:
             raise _BadInput(f"--method {method!r} is not one of {', '.join(_METHODS)}; pass --method 1, 2 or both.")
-        m1_given = any(v is not None for v in (macs_per_forward, flops_per_forward, examples))
-        m2_given = any(v is not None for v in (hardware, peak_tflops, days))
+        by_params = parameters is not None or tokens is not None
+        m1_given = by_params or any(v is not None for v in (macs_per_forward, flops_per_forward, examples))
+        m2_given = any(v is not None for v in (hardware, peak_tflops, days, gpu_hours))
         if m == "auto":
             if m1_given and m2_given:
                 m = "both"
@@ -166,28 +209,45 @@ def estimate(
             else:
                 raise _BadInput(
                     "nothing to estimate. Give Method 1 inputs (--macs-per-forward or --flops-per-forward, "
-                    "--examples, --epochs), Method 2 inputs (--hardware or --peak-tflops, --count, --days), "
+                    "--examples, --epochs; or --parameters and --tokens), Method 2 inputs (--hardware or "
+                    "--peak-tflops, and --count with --days or --gpu-hours), "
                     "or use --seed-examples / --list-hardware."
                 )
         results: list[Estimate] = []
         if m in ("1", "both"):
-            if examples is None:
-                raise _BadInput("Method 1 needs --examples (training examples per epoch, e.g. 1.2e6).")
-            results.append(method1(macs_per_forward=macs_per_forward, flops_per_forward=flops_per_forward,
-                                   examples=examples, epochs=epochs, backward_factor=backward_factor))
+            if by_params:
+                if parameters is None or tokens is None:
+                    raise _BadInput("6·N·D needs both --parameters (N, e.g. 175e9) and --tokens (D, e.g. 300e9).")
+                if any(v is not None for v in (macs_per_forward, flops_per_forward, examples)):
+                    raise _BadInput("give Method 1 either as --parameters/--tokens or as --macs-per-forward/"
+                                    "--flops-per-forward with --examples, not both.")
+                dims = {"--n-layers": n_layers, "--n-ctx": n_ctx, "--d-attn": d_attn}
+                if any(v is not None for v in dims.values()) and any(v is None for v in dims.values()):
+                    missing = ", ".join(k for k, v in dims.items() if v is None)
+                    raise _BadInput(f"the attention term needs --n-layers, --n-ctx and --d-attn; {missing} missing.")
+                results.append(method1_from_parameters(parameters=parameters, tokens=tokens, n_layers=n_layers,
+                                                       n_ctx=n_ctx, d_attn=d_attn, backward_factor=backward_factor))
+            else:
+                if examples is None:
+                    raise _BadInput("Method 1 needs --examples (training examples per epoch, e.g. 1.2e6), or "
+                                    "--parameters and --tokens for a dense transformer.")
+                results.append(method1(macs_per_forward=macs_per_forward, flops_per_forward=flops_per_forward,
+                                       examples=examples, epochs=epochs, backward_factor=backward_factor))
         if m in ("2", "both"):
-            if days is None:
-                raise _BadInput("Method 2 needs --days (wall-clock training days, e.g. 5.5).")
-            peak = None
-            if peak_tflops is not None:
-                if math.isfinite(peak_tflops) and peak_tflops > 1e5:
-                    raise _BadInput(
-                        f"--peak-tflops {peak_tflops:g} is above 100,000 TFLOP/s per device; it takes TFLOP/s "
-                        "(e.g. 1.58 for a GTX 580), not FLOP/s."
-                    )
-                peak = peak_tflops * 1e12
+            if days is None and gpu_hours is None:
+                raise _BadInput("Method 2 needs --days (wall-clock training days, e.g. 5.5) or --gpu-hours "
+                                "(device-hours summed over devices, e.g. 1720320).")
+            if days is not None and gpu_hours is not None:
+                raise _BadInput("give --days (with --count) or --gpu-hours, not both.")
+            if gpu_hours is not None and count != 1:
+                raise _BadInput("--gpu-hours already sums over devices: drop --count.")
+            if hardware is None and peak_tflops is None:
+                raise _BadInput("Method 2 needs a peak: --hardware NAME (see --list-hardware) or --peak-tflops T "
+                                "(TFLOP/s per device, e.g. 1.58).")
+            peak = None if peak_tflops is None else peak_tflops * 1e12
             results.append(method2(hardware=hardware, peak_flops_per_s=peak, count=count, days=days,
-                                   utilization=utilization, precision=precision, clock=clock))
+                                   device_hours=gpu_hours, utilization=utilization, precision=precision,
+                                   clock=clock))
     except (PyprofError, _BadInput) as exc:
         fail(str(exc))
         return
@@ -197,7 +257,11 @@ def estimate(
         out: dict = {"estimates": [e.to_dict() for e in results]}
         if comparison is not None:
             out["comparison"] = comparison
-        typer.echo(json.dumps(out, indent=2, default=str))
+        try:
+            text = json_document(JSON_KIND, out)
+        except PyprofError as exc:
+            fail(str(exc))
+        typer.echo(text)
         return
     console.print(_estimates_table(results))
     for e in results:

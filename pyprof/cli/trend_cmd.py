@@ -13,7 +13,6 @@ Examples::
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -23,8 +22,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pyprof.cli._common import fail
+from pyprof.cli._common import fail, json_document
 from pyprof.errors import PyprofError
+from pyprof.report import escape as esc
+
 __all__ = ["trend"]
 
 
@@ -66,18 +67,26 @@ def trend(
         out = {"dataset": ds.name, "series": ds.series, "unit": ds.unit, "points": ds.to_rows(),
                "excluded": list(ds.excluded), "notes": list(ds.notes), "fit": fit.to_dict(),
                "plot": str(plot) if plot else None}
-        typer.echo(json.dumps(out, indent=2, default=str))
+        try:
+            # An unbounded bootstrap interval (no upper bound) is a fact of the fit, not an overflow: null in JSON.
+            from pyprof.report.json_report import json_safe
+            text = json_document("pyprof.trend", json_safe(out))
+        except PyprofError as exc:
+            fail(str(exc))
+        typer.echo(text)
         return
     console = Console(file=sys.stdout)
     unit = "tfs_days" if ds.unit == "tfs_days" else "pfs_days"
-    table = Table(title=f"{ds.name}" + (f" ({ds.series})" if ds.series else "") + f": {len(ds.points)} points")
+    # Names, dates, provenance and notes come from the user's CSV: escaped for rich ("BERT [large]" stays whole).
+    table = Table(title=f"{esc.terminal(ds.name)}" + (f" ({esc.terminal(ds.series)})" if ds.series else "")
+                  + f": {len(ds.points)} points")
     for col, j in (("system", "left"), ("date", "left"), (unit.replace("_", "-"), "right"), ("FLOP", "right"),
                    ("fitted", "center"), ("provenance", "left")):
         table.add_column(col, justify=j, overflow="fold")
     used = set(fit.names)
     for p in sorted(ds.points, key=lambda p: p.year):
-        table.add_row(p.name, p.date, f"{getattr(p, unit):.4g}", f"{p.flops:.3g}", "yes" if p.name in used else "-",
-                      p.provenance)
+        table.add_row(esc.terminal(p.name), esc.terminal(p.date), f"{getattr(p, unit):.4g}", f"{p.flops:.3g}",
+                      "yes" if p.name in used else "-", esc.terminal(p.provenance))
     console.print(table)
     hi = fit.ci_high_months
     hi_text = "inf" if hi is None or not math.isfinite(hi) else f"{hi:.3g}"
@@ -85,13 +94,13 @@ def trend(
           if fit.ci_low_months is not None else "no interval")
     console.print(f"[bold]{fit.kind} time {fit.months:.3g} months[/bold] ({ci}); n={fit.n}"
                   f"{' (running frontier)' if fit.frontier else ''}, R^2={fit.r_squared:.3f}", highlight=False)
-    console.print(f"span {fit.start_date} to {fit.end_date} ({fit.span_years:.2f} years): fitted change "
+    console.print(f"span {esc.terminal(fit.start_date)} to {esc.terminal(fit.end_date)} ({fit.span_years:.2f} years): fitted change "
                   f"{fit.growth_factor_over_span:.3g}x, observed (first point vs final record) "
                   f"{fit.observed_factor:.3g}x; Moore's law (24-month doubling) over the same span "
                   f"{fit.moores_law_factor_over_span:.3g}x", highlight=False)
     for n in fit.notes:  # the fit carries the dataset's notes
-        console.print(f"note: {n}", highlight=False)
+        console.print(f"note: {esc.terminal(n)}", highlight=False)
     if ds.excluded:
-        console.print(f"excluded rows: {'; '.join(ds.excluded)}", highlight=False)
+        console.print(f"excluded rows: {esc.terminal('; '.join(ds.excluded))}", highlight=False)
     if plot is not None:
-        console.print(f"plot written to {plot}", highlight=False)
+        console.print(f"plot written to {esc.terminal(plot)}", highlight=False)

@@ -13,7 +13,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyprof.errors import ReportError
-from pyprof.report.json_report import check_kind_and_version, json_safe, read_json_any  # noqa: F401  (read_json_any re-exported)
+from pyprof.report.json_report import (
+    _unknown_fields_warning,
+    check_kind_and_version,
+    conform,
+    json_safe,
+    read_json_any,
+)
 
 KIND = "pyprof.bench"
 #: Bump the major version when a field changes meaning or is removed; the minor when fields are added.
@@ -145,12 +151,20 @@ def check_bench_dict(d: Any, where: str = "report") -> dict[str, Any]:
         ReportError: not a bench report, an unreadable major version, or a required field missing.
     """
     check_kind_and_version(d, kind=KIND, version=SCHEMA_VERSION, where=where, report="bench", schema="bench",
-                           stacklevel=4)
+                           stacklevel=4, warn=False)
     missing = [k for k in ("run", "device", "peaks", "workloads", "microbenchmarks") if k not in d]
     if missing:
         raise ReportError(f"{where} is a pyprof bench report but lacks {missing}; it may have been edited by hand: "
                           "re-run `pyprof bench`")
-    return d
+    # Every field checked against its record's type (a clear error naming the field, never a traceback in a
+    # renderer); fields a newer minor version added are ignored with one warning. "metrics" is derived, not a field.
+    ignored: list[str] = []
+    body = {k: v for k, v in d.items() if k != "metrics"}
+    clean = conform(body, BenchReport, "", ignored=ignored, where=where)
+    _unknown_fields_warning(where, str(d["schema_version"]), SCHEMA_VERSION, ignored, stacklevel=4)
+    if "metrics" in d:
+        clean["metrics"] = d["metrics"]
+    return clean
 
 
 def read_bench_report(path: str | os.PathLike) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from pyprof.report import escape
 from pyprof.report.format import num, pct, si
 
 
@@ -30,12 +31,12 @@ HEAD = ["workload", "status", "step time (median)", "achieved", "util vs spec/th
 
 def render_bench_markdown(d: dict[str, Any]) -> str:
     """The bench report as Markdown."""
-    esc = lambda s: str(s).replace("|", "\\|").replace("<", "&lt;")  # noqa: E731
+    esc = escape.markdown  # names, reasons, notes and sources are untrusted text
     r = d["run"]
-    out = [f"# pyprof bench ({r.get('preset')})", "",
-           f"{esc(d['device'].get('kind'))}: {esc(d['device'].get('name'))} · pyprof {r.get('pyprof_version')} · "
-           f"torch {r.get('torch_version')} · {r.get('started_at')} · {num(r.get('wall_time_s'))} s · schema "
-           f"{d['schema_version']}", "",
+    out = [f"# pyprof bench ({esc(r.get('preset'))})", "",
+           f"{esc(d['device'].get('kind'))}: {esc(d['device'].get('name'))} · pyprof {esc(r.get('pyprof_version'))} · "
+           f"torch {esc(r.get('torch_version'))} · {esc(r.get('started_at'))} · {num(r.get('wall_time_s'))} s · "
+           f"schema {esc(d['schema_version'])}", "",
            f"Assumed utilization: {pct(d['assumed_utilization'])} ({esc(d['assumed_utilization_source'])})", ""]
     pk = d["peaks"]
     for k in ("spec", "measured"):
@@ -63,7 +64,7 @@ def render_bench_markdown(d: dict[str, Any]) -> str:
     out += ["", "## Sources", ""] + [f"- {k}: {esc(v)}" for k, v in d.get("sources", {}).items()]
     if d.get("trace"):
         t = d["trace"]
-        out.append(f"- trace: {t['path']} ({t['events_written']} events, {t['events_dropped']} left out)")
+        out.append(f"- trace: {esc(t['path'])} ({t['events_written']} events, {t['events_dropped']} left out)")
     notes = list(d.get("notes", []))
     for w in d.get("workloads", []):
         notes += [f"{w['name']}: {n}" for n in w.get("notes", []) if "Traceback" not in n]
@@ -75,15 +76,15 @@ def render_bench_markdown(d: dict[str, Any]) -> str:
 def render_bench_terminal(d: dict[str, Any], width: int = 140) -> str:
     """The workload summary as a rich table (text)."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"pyprof bench ({d['run'].get('preset')}) on {d['device'].get('name')}: assumed utilization "
+    t = Table(title=f"pyprof bench ({escape.terminal(d['run'].get('preset'))}) on "
+                    f"{escape.terminal(d['device'].get('name'))}: assumed utilization "
                     f"{pct(d['assumed_utilization'])}")
     for h in HEAD:
         t.add_column(h, overflow="fold")
     for row in workload_rows(d):
-        t.add_row(*(escape(c) for c in row))  # names and reasons are untrusted text, not rich markup
+        t.add_row(*(escape.terminal(c) for c in row))  # names and reasons are untrusted text, not rich markup
     buf = io.StringIO()
     Console(file=buf, width=width, force_terminal=False, color_system=None).print(t)
     return buf.getvalue()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pyprof.records import ProfileResult
+from pyprof.report.escape import markdown as _esc
+from pyprof.report.escape import markdown_code as _code
 from pyprof.report.format import num, si
 from pyprof.report.rows import gpu_kernels, summary_rows, top_ops, uncounted_ops
-
-
-def _esc(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(r: ProfileResult) -> str:
@@ -16,8 +14,8 @@ def render_markdown(r: ProfileResult) -> str:
     out = [f"# pyprof report: {_esc(r.run.get('name', 'run'))}", ""]
     if r.partial:
         out += [f"> **Partial report**: {_esc(r.partial_reason)}", ""]
-    out += [f"pyprof {r.run.get('pyprof_version')} · torch {r.run.get('torch_version')} · "
-            f"started {r.run.get('started_at')} · schema {r.schema_version}", ""]
+    out += [f"pyprof {_esc(r.run.get('pyprof_version'))} · torch {_esc(r.run.get('torch_version'))} · "
+            f"started {_esc(r.run.get('started_at'))} · schema {_esc(r.schema_version)}", ""]
     section = None
     for sec, k, v in summary_rows(r):
         if sec != section:
@@ -27,18 +25,18 @@ def render_markdown(r: ProfileResult) -> str:
     ops = top_ops(r)
     if ops:
         out += ["", "## Counted ops (per distinct step signature)", "", "| op | calls | FLOPs | share |", "|---|---:|---:|---:|"]
-        out += [f"| `{_esc(n)}` | {c} | {si(f, 'FLOP')} | {100 * s:.1f}% |" for n, c, f, s in ops]
+        out += [f"| {_code(n)} | {c} | {si(f, 'FLOP')} | {100 * s:.1f}% |" for n, c, f, s in ops]
     unc = uncounted_ops(r)
     if unc:
         out += ["", "## Ops without a FLOP formula (not counted)", "", "| op | calls | kind |", "|---|---:|---|"]
-        out += [f"| `{_esc(n)}` | {c} | {k} |" for n, c, k in unc]
+        out += [f"| {_code(n)} | {c} | {k} |" for n, c, k in unc]
     ks = gpu_kernels(r)
     if ks:
         out += ["", "## GPU kernels (top by total time)", "",
                 "| kernel | grid | block | calls | total (s) | max (s) | library FLOPs | precision | achieved FLOP/s |",
                 "|---|---|---|---:|---:|---:|---:|---|---:|"]
         for k in ks:
-            out.append(f"| `{_esc(str(k.name)[:120])}` | {k.grid} | {k.block} | {k.count} | "
+            out.append(f"| {_code(str(k.name)[:120])} | {k.grid} | {k.block} | {k.count} | "
                        f"{num(k.total_time_s)} | {num(k.max_time_s)} | {si(k.library_flops)} | "
                        f"{k.precision or ''} | {si(k.achieved_flops_per_s)} |")
     if r.steps:

@@ -14,7 +14,10 @@ payload and then the payload (JSON + zlib, about 0.55 kB) to rank 0 by point-to-
 group's own timeout is. Measured on gloo (torch 2.13, CPU): a rank that exits or raises before sending closes its
 connection and rank 0's wait fails at once ("Connection closed by peer"); a rank that is alive but never sends makes
 rank 0's wait raise after ``timeout_s`` ("Timed out waiting ... for recv"). Either way rank 0 goes on, names the rank in
-``missing_ranks`` with the reason, and writes the report from the ranks it has.
+``missing_ranks`` with the reason, and writes the report from the ranks it has. The reason says what was observed on
+both sides: how long rank 0 waited, whether the rank's size or payload arrived, and what the rank itself wrote into
+the job's store about its send (a rank that reached the gather but gave up waiting for a late rank 0 says so there, and
+is never called crashed).
 
 Payloads hold no per-step lists and only a top-5 op table, so 1,024 ranks gather about 0.6 MB (``bench/payload_size.py``).
 """
@@ -309,13 +312,30 @@ def _gather_payloads(data: bytes, *, group: Any, timeout_s: float) -> tuple[list
     to_global = (lambda r: r) if group is None else (lambda r: dist.get_global_rank(group, r))
     t0 = time.monotonic()
     timeout = _dt.timedelta(seconds=timeout_s)
+    store = _store(dist)
+    seq = _next_gather_seq()
     if rank != 0:
         size = torch.tensor([len(data)], dtype=torch.int64, device=dev)
         buf = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(dev)
-        works = [dist.isend(size, to_global(0), group=group, tag=GATHER_TAG),
-                 dist.isend(buf, to_global(0), group=group, tag=GATHER_TAG + 1)]
-        for w in works:
-            w.wait(timeout)
+        sent = 0
+        try:
+            works = [dist.isend(size, to_global(0), group=group, tag=GATHER_TAG),
+                     dist.isend(buf, to_global(0), group=group, tag=GATHER_TAG + 1)]
+            for w in works:
+                w.wait(timeout)
+                sent += 1
+        except Exception as e:
+            waited = time.monotonic() - t0
+            what = ("waiting for rank 0 to receive its payload size" if sent == 0 else
+                    "waiting for rank 0 to receive its payload (the size was received)")
+            if "Timed out" in str(e) or "timeout" in str(e).lower():
+                note = (f"it reached the gather and gave up after {waited:.3g} s (its timeout_s={timeout_s:g}) "
+                        f"{what}: rank 0 was not receiving yet (it reached the gather later)")
+            else:
+                note = f"it reached the gather; its send failed after {waited:.3g} s {what}: {_short(e)}"
+            _note(store, seq, to_global(rank), note)
+            raise
+        _note(store, seq, to_global(rank), f"delivered its payload in {time.monotonic() - t0:.3g} s")
         return [], {}, time.monotonic() - t0
 
     out: list[bytes | None] = [None] * world
@@ -360,16 +380,83 @@ def _gather_payloads(data: bytes, *, group: Any, timeout_s: float) -> tuple[list
         bufs[r] = torch.empty(n, dtype=torch.uint8, device=dev)
     for r in wait(post(bufs, GATHER_TAG + 1), payload_deadline, f"payload not complete within {timeout_s:g} s"):
         out[r] = bytes(bufs[r].cpu().numpy().tobytes())
-    return out, missing, time.monotonic() - t0
+    waited = time.monotonic() - t0
+    for r in list(missing):
+        missing[r] = _observed_reason(missing[r], size_received=r in got, waited_s=waited,
+                                      note=_read_note(store, seq, to_global(r)))
+    return out, missing, waited
 
 
 def _waited_reason(e: BaseException, timeout_s: float) -> str:
+    """What rank 0's receive observed, in plain words; :func:`_observed_reason` adds what the rank itself recorded."""
     s = str(e)
     if "Timed out" in s or "timeout" in s.lower():
-        return f"did not send its payload within timeout_s={timeout_s:g} s (still training, hung, or skipped the gather)"
+        return f"no payload within timeout_s={timeout_s:g} s"
     if "closed" in s.lower() or "reset" in s.lower():
-        return f"connection closed before its payload arrived (the rank exited or crashed): {_short(e)}"
+        # gloo's own text guesses "typically caused by a remote worker crashing"; keep only what was observed.
+        return "its connection closed before its payload arrived"
     return f"receive failed: {_short(e)}"
+
+
+def _observed_reason(observed: str, *, size_received: bool, waited_s: float, note: str | None) -> str:
+    """Why a rank is missing, from what was observed on both sides; a rank is blamed only when it left no word.
+
+    Args:
+        observed: what rank 0's receive saw (:func:`_waited_reason`).
+        size_received: whether the rank's first message (its payload size) arrived.
+        waited_s: how long rank 0 waited from reaching the gather.
+        note: what the rank recorded in the job's store about its own send (None: nothing recorded).
+    """
+    got = "its payload size arrived, the payload did not" if size_received else "nothing from it arrived"
+    head = f"rank 0 waited {waited_s:.3g} s from reaching the gather; {got}; {observed}"
+    if note is not None:
+        return f"{head}. The rank recorded: {note}"
+    if "closed" in observed:
+        return (f"{head}. The rank recorded nothing about its send: its process ended before its gather (it "
+                "crashed or exited, or never called aggregate)")
+    return (f"{head}. The rank recorded nothing about its send: it is still training, hung, or skipped the gather")
+
+
+_GATHER_SEQ = 0
+
+
+def _next_gather_seq() -> int:
+    """The n-th gather of this process; every rank calls aggregate() in the same order, so the numbers agree."""
+    global _GATHER_SEQ
+    _GATHER_SEQ += 1
+    return _GATHER_SEQ
+
+
+def _store(dist: Any) -> Any:
+    """The job's key-value store (the rendezvous TCPStore, hosted by rank 0's process), or None where unavailable.
+
+    A sending rank writes there how its send ended, so rank 0 can tell a rank that gave up waiting for a late rank 0
+    from one that crashed: the store outlives the rank's connection.
+    """
+    return _safe(lambda: dist.distributed_c10d._get_default_store(), None)
+
+
+def _note_key(seq: int, global_rank: int) -> str:
+    return f"pyprof/gather/{seq}/rank{global_rank}"
+
+
+def _note(store: Any, seq: int, global_rank: int, text: str) -> None:
+    if store is not None:
+        _safe(lambda: store.set(_note_key(seq, global_rank), text[:_NOTE_CHARS]))
+
+
+def _read_note(store: Any, seq: int, global_rank: int) -> str | None:
+    if store is None:
+        return None
+
+    def read() -> str | None:
+        key = _note_key(seq, global_rank)
+        if not store.check([key]):  # non-blocking: a rank that wrote nothing must not make rank 0 wait
+            return None
+        raw = store.get(key)
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+    return _safe(read, None)
 
 
 def aggregate(

@@ -44,22 +44,31 @@ def split_command(command: list[str]) -> tuple[str, str, list[str]]:
     """``[python] script.py args`` or ``[python] -m module args`` -> (kind, target, args).
 
     Raises:
-        InvalidInputError: nothing to run, or a python option pyprof cannot apply in-process.
+        InvalidInputError: nothing to run; a python interpreter option pyprof cannot apply in-process (``-u``,
+            ``-X``, ``-c``); an option where the script should be (a pyprof option placed after the command, or a
+            mistyped one); a script file that does not exist.
     """
     cmd = list(command)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
-    if cmd and (os.path.basename(cmd[0]) in _PYTHONS or os.path.realpath(cmd[0]) == os.path.realpath(sys.executable)):
+    python_given = bool(cmd) and (os.path.basename(cmd[0]) in _PYTHONS or
+                                  os.path.realpath(cmd[0]) == os.path.realpath(sys.executable))
+    if python_given:
         cmd = cmd[1:]
     if not cmd:
         raise InvalidInputError("pyprof run: no script given; use `pyprof run [options] -- python train.py args...`")
     if cmd[0] == "-m":
-        if len(cmd) < 2:
+        if len(cmd) < 2 or cmd[1].startswith("-"):
             raise InvalidInputError("pyprof run: `-m` needs a module name: `pyprof run -- python -m pkg.train args`")
         return "module", cmd[1], cmd[2:]
     if cmd[0].startswith("-"):
-        raise InvalidInputError(f"pyprof run: python option {cmd[0]!r} is not supported (the script runs inside "
-                                "pyprof's interpreter); set it in the environment or drop it")
+        if python_given:
+            raise InvalidInputError(f"pyprof run: python option {cmd[0]!r} is not supported (the script runs inside "
+                                    "pyprof's interpreter); set it in the environment (e.g. PYTHONUNBUFFERED=1 for "
+                                    "-u) or drop it")
+        raise InvalidInputError(f"pyprof run: {cmd[0]!r} is where the script should be, and it is not a script: "
+                                "pyprof run's own options go before the command, the script's after it: "
+                                "`pyprof run --out DIR -- python train.py --lr 1e-3` (see `pyprof run --help`)")
     if not Path(cmd[0]).is_file():
         raise InvalidInputError(f"pyprof run: script {cmd[0]!r} not found (relative to {os.getcwd()})")
     return "path", cmd[0], cmd[1:]
@@ -150,6 +159,10 @@ def run_script(
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise InvalidInputError(f"--warmup {warmup!r} must be a whole number >= 0")
     kind, target, args = split_command(command)
+    if output_dir is not None:
+        from pyprof.report.atomic import check_output_dir
+
+        check_output_dir(output_dir, option="output_dir")  # before the script runs, not after its training
     from pyprof.session.profile import Profile, schedule
 
     rank, world = int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -166,12 +179,13 @@ def run_script(
 
     old_argv, old_path0 = sys.argv[:], sys.path[0] if sys.path else None
     sys.argv = [target, *args]  # runpy.run_module(alter_sys=True) puts the module's file in argv[0]
-    if kind == "path":
-        script_dir = str(Path(target).resolve().parent)
-        if sys.path:
-            sys.path[0] = script_dir
-        else:
-            sys.path.insert(0, script_dir)
+    # sys.path[0] as python itself sets it: the script's folder for `python train.py`, the current folder for
+    # `python -m pkg.train` (so a package in the folder the user stands in imports, as with plain `python -m`).
+    path0 = str(Path(target).resolve().parent) if kind == "path" else os.getcwd()
+    if sys.path:
+        sys.path[0] = path0
+    else:
+        sys.path.insert(0, path0)
     code = 0
     try:
         try:

@@ -4,6 +4,7 @@
 
 ok: both ranks train and aggregate. die: rank 1 exits (os._exit) before the gather. skip: rank 1 is alive but
 never calls the gather (sleeps past rank 0's timeout). raise: rank 1's training loop raises inside the profile.
+late0: rank 0 sleeps --late-s seconds before its gather while rank 1 gathers on time and exits normally.
 Rank 0 writes DIR/result_rank0.json with the job report it got and the seconds aggregate took.
 """
 
@@ -28,6 +29,7 @@ def main() -> int:
     ap.add_argument("--mode", default="ok")
     ap.add_argument("--out", required=True)
     ap.add_argument("--timeout-s", type=float, default=10.0)
+    ap.add_argument("--late-s", type=float, default=0.0, help="late0: seconds rank 0 sleeps before its gather")
     a = ap.parse_args()
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
     rank = dist.get_rank()
@@ -50,6 +52,8 @@ def main() -> int:
                 prof.step()
                 if rank == 1 and a.mode == "raise" and i == WARMUP + 1:
                     raise RuntimeError("rank 1 failed on purpose")
+            if rank == 0 and a.mode == "late0":
+                time.sleep(a.late_s)  # rank 0 reaches the gather late; rank 1 finished normally and delivered
             if rank == 1 and a.mode == "skip":
                 time.sleep(a.timeout_s + 6)
                 os._exit(0)  # never reaches the gather
