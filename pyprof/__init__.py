@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "profile": ("pyprof.session.profile", "profile"),
     "Profile": ("pyprof.session.profile", "Profile"),
-    "schedule": ("pyprof.session.profile", "schedule"),
-    "Schedule": ("pyprof.session.profile", "Schedule"),
+    "schedule": ("pyprof.session.schedule", "schedule"),
+    "Schedule": ("pyprof.session.schedule", "Schedule"),
     "count_flops": ("pyprof.sources.flops", "count_flops"),
     "FlopCounter": ("pyprof.sources.flops", "FlopCounter"),
     "register_formula": ("pyprof.sources.flops", "register_formula"),

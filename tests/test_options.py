@@ -106,3 +106,12 @@ def test_validation_touches_no_global_state():
         validate_profile_options(model=m, autosave_s="60")
     assert not m._forward_hooks and not m._forward_pre_hooks
     assert m(torch.ones(1, 2)).shape == (1, 2)
+
+
+def test_counters_and_pm_sampling_on_one_device_are_refused_up_front():
+    from pyprof.errors import InvalidInputError
+    from pyprof.session.options import validate_profile_options
+
+    with pytest.raises(InvalidInputError, match="pick one"):
+        validate_profile_options(counters="step", pm_sampling=True)
+    assert validate_profile_options(counters="step").counters == "step"

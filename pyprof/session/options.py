@@ -239,6 +239,12 @@ def validate_profile_options(**kwargs: Any) -> ProfileOptions:
     top = _whole("top_kernels", o["top_kernels"], "pass how many kernels to list, e.g. 20")
     if top < 0:
         raise InvalidInputError(f"top_kernels={top!r} must be a whole number >= 0")
+    if counters != "off" and bools.get("pm_sampling"):
+        # CUPTI 13 documents neither the Range Profiler beside PM sampling on one device nor the reverse; each
+        # refuses the other at start (csrc/cuda), so ask for one of them before anything runs.
+        raise InvalidInputError(f"counters={counters!r} and pm_sampling=True both need the GPU's performance "
+                                "monitor: pick one (counters for exact executed FLOPs, pm_sampling for pipe activity "
+                                "over time)")
 
     return ProfileOptions(model=model, schedule=sched, examples_per_step=eps, count_flops=count_flops, peak=peak,
                           precision=precision, recomputation=rec, output_dir=out, report_formats=tuple(fmts),

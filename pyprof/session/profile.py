@@ -100,7 +100,8 @@ class Profile:
         self.device_arg = device
         self.gpu_options: dict[str, Any] = dict(counters=counters, pm_sampling=pm_sampling, tracer=gpu_tracer,
                                                 library_hooks=library_hooks, nvml=nvml,
-                                                keep_kernel_records=kernel_records, top_kernels=top_kernels)
+                                                keep_kernel_records=kernel_records, top_kernels=top_kernels,
+                                                analytic_counting=count_flops != "off")
         self._gpu: Any = None
         self._gpu_section: GpuRun | None = None
 

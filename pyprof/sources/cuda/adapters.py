@@ -73,6 +73,7 @@ class TracerSource:
         self.last_kernel_signature: tuple | None = None
         self._tracer: Any = None
         self._t0_ns = 0
+        self._graph_notes: list[Any] = []  # per recorded step: kernels replayed from CUDA graphs with no library FLOPs
 
     def start(self) -> Status:
         try:
@@ -94,6 +95,11 @@ class TracerSource:
         window_s = (t1 - self._t0_ns) * 1e-9
         busy = w.busy_time_s.get(self.device, sum(w.busy_time_s.values()) if w.busy_time_s else 0.0)
         kernels = list(w.kernels) if w.kernels is not None else None
+        if kernels:
+            from pyprof.sources.cuda.libcalls import graph_replay_note
+            note = graph_replay_note(kernels)
+            if note is not None and len(self._graph_notes) < 1024:
+                self._graph_notes.append(note)
         self.last_kernel_signature = (tuple(k.get("name") for k in kernels) if kernels is not None
                                       else (w.kernel_count,))
         return GpuStep(
@@ -124,6 +130,9 @@ class TracerSource:
             run.tracer_stats = jsonable(t.stats())
         except Exception as e:
             run.notes.append(f"kernel table unavailable: {e!r}")
+        if self._graph_notes:
+            worst = max(self._graph_notes, key=lambda n: n.count)
+            run.notes.append(f"{worst.text} (seen in {len(self._graph_notes)} recorded step(s); the largest shown)")
         try:
             t.stop()
         except Exception:
@@ -175,9 +184,11 @@ class LibraryHookSource:
 
     name = "library_hooks"
 
-    def __init__(self, tracer: TracerSource | None = None) -> None:
+    def __init__(self, tracer: TracerSource | None = None, *, analytic_counting: bool = True) -> None:
         self.tracer = tracer
         self.installed = False
+        self.analytic_counting = analytic_counting
+        self._backend0 = 0  # cudnnBackendExecute calls seen before this profile (hook_stats is process-wide)
 
     def _bound(self) -> bool:
         return self.tracer is not None and self.tracer.active
@@ -196,6 +207,8 @@ class LibraryHookSource:
                       "FLOPs are still summed per step")
         if self.installed and not self._bound():
             self._drain()  # start the per-step deltas from here, not from whatever an earlier profile recorded
+        if self.installed:
+            self._backend0 = _backend_executes()
         return Status(self.installed, reason, libraries={k: h.text for k, h in st.items()})
 
     def begin_step(self, index: int, recording: bool) -> None:
@@ -219,9 +232,22 @@ class LibraryHookSource:
         from pyprof.sources.cuda.libcalls import hook_stats, uninstall_hooks
         try:
             run.library_hooks_stats = jsonable(hook_stats())
+            from pyprof.sources.cuda.libcalls import cudnn_backend_note
+            note = cudnn_backend_note(max(0, _backend_executes() - self._backend0), self.analytic_counting)
+            if note is not None:
+                run.notes.append(note.text)
         finally:
             uninstall_hooks()  # trace-level library logging must not outlive the profile
         return run
+
+
+def _backend_executes() -> int:
+    """cudnnBackendExecute calls the hooks have seen in this process (0 when unknown)."""
+    try:
+        from pyprof.sources.cuda.libcalls import hook_stats
+        return int(hook_stats().get("cudnn_backend_executes") or 0)
+    except Exception:
+        return 0
 
 
 class NvmlSource:

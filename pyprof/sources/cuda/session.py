@@ -59,6 +59,7 @@ class GpuOptions:
     top_kernels: int = 20
     buffer_bytes: int = 4 << 20
     max_buffers: int = 64
+    analytic_counting: bool = True  # whether pyprof's analytic count runs beside (says where unattributed FLOPs are)
 
 
 def _warn(msg: str) -> None:
@@ -103,7 +104,7 @@ class GpuSession:
         else:
             self.status["tracer"] = Status(False, "disabled (tracer=False)")
         if o.library_hooks:
-            out.append(LibraryHookSource(self._tracer))
+            out.append(LibraryHookSource(self._tracer, analytic_counting=o.analytic_counting))
         else:
             self.status["library_hooks"] = Status(False, "disabled (library_hooks=False)")
         if o.nvml:
