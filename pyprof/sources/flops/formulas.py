@@ -21,18 +21,22 @@ from typing import Any
 import torch
 from torch.utils import flop_counter as _torch_fc
 
-from pyprof.sources.flops.registry import _PYPROF_FORMULAS, register_effective_formula, register_formula
+from pyprof.sources.flops.registry import (
+    _PYPROF_FORMULAS,
+    register_effective_formula,
+    register_formula,
+)
 
 aten = torch.ops.aten
 
 __all__ = [
-    "conv_backward_flop",
-    "causal_pairs_top_left",
     "causal_pairs_bottom_right",
-    "sdpa_cpu_flop",
-    "sdpa_cpu_backward_flop",
-    "transformer_encoder_layer_fwd_flop",
+    "causal_pairs_top_left",
+    "conv_backward_flop",
     "native_multi_head_attention_flop",
+    "sdpa_cpu_backward_flop",
+    "sdpa_cpu_flop",
+    "transformer_encoder_layer_fwd_flop",
 ]
 
 

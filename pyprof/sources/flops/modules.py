@@ -1,0 +1,183 @@
+"""Which modules an op runs in, forward and backward, without putting hooks on autograd.
+
+``torch.utils.module_tracker.ModuleTracker`` finds a module's backward by hooks on its outputs (enter) and on its
+inputs (leave). Both hooks are part of the user's autograd graph, and that has two faults this tracker avoids:
+
+* a module whose inputs need no grad is entered in backward and never left, so every later backward op is charged
+  to it as well (a two-tower model charges one tower's backward to the other);
+* the input hooks are multi-grad hooks on leaves, which ``torch.autograd.grad(..., create_graph=True)`` rejects
+  ("A leaf node was passed to _will_engine_execute_node"): a gradient penalty raised under the counter.
+
+Instead, forward is tracked by global module hooks (a stack of module names), and backward by the autograd node
+that is running: when a module's forward returns, the autograd nodes it created (found from its outputs, bounded by
+autograd's sequence numbers at its entry and exit) are tagged with the module path; in backward,
+``torch._C._current_autograd_node()`` names the node whose backward is executing, and its tag names the modules.
+Nothing is registered on the graph, so autograd runs exactly as it would without the counter.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_leaves
+from torch.utils.hooks import RemovableHandle
+
+__all__ = ["ModuleAttribution"]
+
+GLOBAL = "Global"
+
+# Key of the tag in an autograd node's ``metadata`` dict (torch.autograd.graph.Node.metadata, a public per-node
+# dict that lives and dies with the node, so the tags need no cleanup and cannot outlive the graph).
+_TAG = "_pyprof_modules"
+
+
+class ModuleAttribution:
+    """Module paths of the op running now, named as ``ModuleTracker`` names them (``"Net"``, ``"Net.fc1"``).
+
+    ``parents()`` is ``{"Global"}`` plus every module the op runs inside: in forward, the modules whose forward is
+    on the stack; in backward, the modules whose forward created the autograd node now executing. A forward rerun
+    inside backward (activation checkpointing) is attributed by the forward stack, and ``is_backward`` is still
+    true there. Autograd nodes created inside backward (double backward with ``create_graph=True``) carry no module
+    tag: their FLOPs count toward ``"Global"`` only.
+
+    Hooks never raise into the user's forward: an error in one is passed to ``on_error`` and attribution stops.
+    """
+
+    def __init__(self, root: torch.nn.Module | None = None, on_error: Callable[[str, BaseException], None] | None = None):
+        """Create a tracker (inactive until :meth:`start`).
+
+        Args:
+            root: Optional root module; its whole tree is named up front (``"Root.child.grandchild"``), which is
+                needed when tracking starts after the root's forward began.
+            on_error: Called with (where, exception) when a hook fails; the hook then does nothing more.
+        """
+        self._names: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
+        self._named_children_of: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
+        self._stack: list[tuple[torch.nn.Module, str, int]] = []  # (module, path, sequence nr at entry)
+        self._handles: list[RemovableHandle] = []
+        self._on_error = on_error
+        self._failed = False
+        if root is not None:
+            self._name_of(root)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Install the global forward hooks."""
+        from torch.nn.modules.module import (
+            register_module_forward_hook,
+            register_module_forward_pre_hook,
+        )
+
+        self._stack.clear()
+        self._failed = False
+        self._handles = [
+            register_module_forward_pre_hook(self._pre),
+            register_module_forward_hook(self._post, always_call=True),
+        ]
+
+    def stop(self) -> None:
+        """Remove the hooks."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._stack.clear()
+
+    # ------------------------------------------------------------------ queries (called per op by the counter)
+    @staticmethod
+    def is_backward() -> bool:
+        """True while autograd's engine is executing a backward node (including forwards recomputed there)."""
+        return torch._C._current_autograd_node() is not None
+
+    def parents(self) -> set[str]:
+        """Module paths the running op is attributed to, always including ``"Global"``."""
+        node: Any = torch._C._current_autograd_node()  # Node.metadata is a dict property (the _C stub says method)
+        if self._stack:
+            paths = {GLOBAL, *(path for _, path, _ in self._stack)}
+            if node is not None:
+                # A forward recomputed in backward (checkpointing) starts at the checkpointed module, without its
+                # enclosing modules on the stack; a path names them ("Net.block.0" is inside "Net.block", "Net").
+                for _, path, _ in self._stack:
+                    parts = path.split(".")
+                    paths.update(".".join(parts[:i]) for i in range(1, len(parts)))
+            return paths
+        if node is None:
+            return {GLOBAL}
+        tag = node.metadata.get(_TAG)
+        return {GLOBAL} if tag is None else set(tag)
+
+    # ------------------------------------------------------------------ naming
+    def _name_of(self, module: torch.nn.Module) -> str:
+        # Same scheme as ModuleTracker: a module first seen without a known parent is named by its class; seeing a
+        # module names its children "<its name>.<attribute>".
+        name = self._names.get(module)
+        if name is None:
+            name = type(module).__name__
+            self._names[module] = name
+        if module not in self._named_children_of:
+            self._named_children_of.add(module)
+            for child_name, child in module.named_children():
+                if child not in self._names:
+                    self._names[child] = f"{name}.{child_name}"
+                self._name_of(child)
+        return name
+
+    # ------------------------------------------------------------------ hooks
+    def _fail(self, where: str, err: BaseException) -> None:
+        self._failed = True
+        self._stack.clear()
+        if self._on_error is not None:
+            self._on_error(where, err)
+
+    def _pre(self, module: torch.nn.Module, args: Any) -> None:
+        if self._failed:
+            return
+        try:
+            self._stack.append((module, self._name_of(module), torch.autograd._get_sequence_nr()))
+        except Exception as e:  # noqa: BLE001  (never break the user's forward)
+            self._fail(f"module pre-hook of {type(module).__name__}", e)
+
+    def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if self._failed:
+            return
+        try:
+            # A module whose forward began before start() has no entry; one that raised may leave inner entries
+            # above it (always_call=True still calls this hook): unwind to it, or ignore the call.
+            for i in range(len(self._stack) - 1, -1, -1):
+                if self._stack[i][0] is module:
+                    break
+            else:
+                return
+            start_seq = self._stack[i][2]
+            tag = frozenset({GLOBAL, *(path for _, path, _ in self._stack[: i + 1])})
+            del self._stack[i:]
+            if torch.is_grad_enabled():
+                self._tag_nodes(output, start_seq, torch.autograd._get_sequence_nr(), tag)
+        except Exception as e:  # noqa: BLE001  (never break the user's forward)
+            self._fail(f"module hook of {type(module).__name__}", e)
+
+    @staticmethod
+    def _tag_nodes(output: Any, start_seq: int, end_seq: int, tag: frozenset[str]) -> None:
+        """Tag the autograd nodes created between ``start_seq`` and ``end_seq`` that lead to ``output``.
+
+        Sequence numbers are handed out in creation order (per thread), and a node's inputs are older than the
+        node, so the walk stops at the first node older than the module's entry. An inner module returns first
+        and tags its nodes first; an outer one walks through them without retagging. AccumulateGrad nodes have
+        the largest sequence number and are never tagged (they run no FLOPs).
+        """
+        todo = [t.grad_fn for t in tree_leaves(output) if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+        seen: dict[int, Any] = {}  # id -> node: holding the node keeps its id from being reused during the walk
+        while todo:
+            node: Any = todo.pop()
+            if id(node) in seen:
+                continue
+            seen[id(node)] = node
+            seq = node._sequence_nr()
+            if not start_seq <= seq < end_seq:
+                continue
+            meta = node.metadata
+            if _TAG not in meta:
+                meta[_TAG] = tag
+            todo.extend(n for n, _ in node.next_functions if n is not None)
