@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatc
 
 import pyprof.sources.flops.formulas  # noqa: F401  (registers pyprof's formulas)
 from pyprof.errors import ProfilerStateError
+from pyprof.sources.flops.formulas import complex_factor
 from pyprof.sources.flops.modules import ModuleAttribution
 from pyprof.sources.flops.registry import (
     effective_registry,
@@ -74,6 +75,10 @@ _DATA_MOVEMENT_OPS = frozenset(
         "_nested_tensor_from_mask", "_nested_tensor_from_mask_left_aligned", "to_padded_tensor",
         "_nested_tensor_size", "_nested_tensor_strides", "_nested_tensor_storage_offsets", "_pin_memory",
         "embedding", "embedding_dense_backward",
+        # Views and splits without the view flag, in-place views, and the backward of slicing (a copy into zeros).
+        "_unsafe_view", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "transpose_", "t_", "squeeze_",
+        "unsqueeze_", "as_strided_", "select_backward", "slice_backward", "_pack_padded_sequence",
+        "_pad_packed_sequence",
     }
 )
 
@@ -380,8 +385,12 @@ class FlopCounter:
             self._op_calls += 1
             return
         flops = int(formula(*args, **kwargs, out_val=out))
-        effective_formula = None if packet in self._custom else self._effective.get(packet)
+        custom = packet in self._custom
+        effective_formula = None if custom else self._effective.get(packet)
         flops_effective = flops if effective_formula is None else int(effective_formula(*args, **kwargs, out_val=out))
+        if not custom:  # a custom formula is the user's whole count, complex or not
+            k = complex_factor(packet, args)
+            flops, flops_effective = flops * k, flops_effective * k
         self._op_calls += 1
         self._calls[packet] += 1
         self._flops[packet] += flops
