@@ -492,6 +492,7 @@ def test_start_in_forward_pre_hook_stop_elsewhere():
     assert not counter.active
     assert r.total_flops == 4480  # as in test_mlp_forward_backward_closed_form
     assert r.by_module["MLP.fc1"] == 2560 and r.by_module["MLP.fc2"] == 1920
+    assert r.by_module["MLP"] == 4480  # counting began inside MLP's call: the root is entered at start()
     assert counter.result() is r
 
 

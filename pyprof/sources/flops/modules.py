@@ -17,6 +17,7 @@ Nothing is registered on the graph, so autograd runs exactly as it would without
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,17 @@ GLOBAL = "Global"
 # Key of the tag in an autograd node's ``metadata`` dict (torch.autograd.graph.Node.metadata, a public per-node
 # dict that lives and dies with the node, so the tags need no cleanup and cannot outlive the graph).
 _TAG = "_pyprof_modules"
+
+
+def _forward_is_running(module: torch.nn.Module) -> bool:
+    """True when a caller's frame is ``module.__call__`` (``Module._call_impl`` with ``self is module``)."""
+    call_impl = torch.nn.Module._call_impl.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is call_impl and frame.f_locals.get("self") is module:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class ModuleAttribution:
@@ -51,7 +63,8 @@ class ModuleAttribution:
 
         Args:
             root: Optional root module; its whole tree is named up front (``"Root.child.grandchild"``), which is
-                needed when tracking starts after the root's forward began.
+                needed when tracking starts after the root's forward began. If :meth:`start` is called inside the
+                root's call (from its forward-pre-hook), the root counts as entered.
             on_error: Called with (where, exception) when a hook fails; the hook then does nothing more.
         """
         self._names: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
@@ -60,6 +73,7 @@ class ModuleAttribution:
         self._handles: list[RemovableHandle] = []
         self._on_error = on_error
         self._failed = False
+        self._root = root
         if root is not None:
             self._name_of(root)
 
@@ -73,6 +87,11 @@ class ModuleAttribution:
 
         self._stack.clear()
         self._failed = False
+        if self._root is not None and _forward_is_running(self._root):
+            # Started from the root's forward-pre-hook (as pyprof.profile(model) does): the root's own pre-hook
+            # call is over, but its forward is about to run and its exit hook will fire. Enter it now, so that its
+            # own ops (a tied LM head, say) are attributed to it, forward and backward.
+            self._stack.append((self._root, self._name_of(self._root), torch.autograd._get_sequence_nr()))
         self._handles = [
             register_module_forward_pre_hook(self._pre),
             register_module_forward_hook(self._post, always_call=True),
@@ -132,7 +151,10 @@ class ModuleAttribution:
             self._on_error(where, err)
 
     def _pre(self, module: torch.nn.Module, args: Any) -> None:
-        if self._failed:
+        # While Dynamo traces a compiled module it inlines global hooks; is_compiling() is a constant there, so
+        # the hook traces to nothing (no graph break, the compiled graph is the unprofiled one), and modules inside
+        # a compiled region are attributed to the modules around it.
+        if self._failed or torch.compiler.is_compiling():
             return
         try:
             self._stack.append((module, self._name_of(module), torch.autograd._get_sequence_nr()))
@@ -140,7 +162,7 @@ class ModuleAttribution:
             self._fail(f"module pre-hook of {type(module).__name__}", e)
 
     def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        if self._failed:
+        if self._failed or torch.compiler.is_compiling():
             return
         try:
             # A module whose forward began before start() has no entry; one that raised may leave inner entries
