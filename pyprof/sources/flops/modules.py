@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import weakref
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import torch
@@ -38,7 +39,7 @@ _TAG = "_pyprof_modules"
 def _forward_is_running(module: torch.nn.Module) -> bool:
     """True when a caller's frame is ``module.__call__`` (``Module._call_impl`` with ``self is module``)."""
     call_impl = torch.nn.Module._call_impl.__code__
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code is call_impl and frame.f_locals.get("self") is module:
             return True
