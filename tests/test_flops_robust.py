@@ -37,9 +37,10 @@ def _gradient_penalty_step(d: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _run_gradient_penalty(counting) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """Run one gradient-penalty step through ``counting(d, step)``; return the loss and every gradient."""
     d = _discriminator()
     x = torch.randn(4, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
-    loss = counting(lambda: _gradient_penalty_step(d, x))
+    loss = counting(d, lambda: _gradient_penalty_step(d, x))
     return loss, [p.grad.clone() for p in d.parameters()], x.grad.clone()
 
 
@@ -54,10 +55,10 @@ GP_TOTAL, GP_FORWARD = 6_784, 1_152
 
 
 def test_gradient_penalty_runs_under_count_flops_as_unprofiled():
-    loss_ref, grads_ref, xg_ref = _run_gradient_penalty(lambda f: f())
+    loss_ref, grads_ref, xg_ref = _run_gradient_penalty(lambda d, f: f())
     holder = {}
 
-    def counted(f):
+    def counted(d, f):
         with FlopCounter() as counter:
             out = f()
         holder["count"] = counter.result()
@@ -77,12 +78,14 @@ def test_gradient_penalty_runs_under_count_flops_as_unprofiled():
     assert r.by_module["Global"] == GP_TOTAL
 
 
-def test_gradient_penalty_runs_inside_profile_as_unprofiled():
-    loss_ref, grads_ref, xg_ref = _run_gradient_penalty(lambda f: f())
+@pytest.mark.parametrize("give_model", [True, False])
+def test_gradient_penalty_runs_inside_profile_as_unprofiled(give_model):
+    loss_ref, grads_ref, xg_ref = _run_gradient_penalty(lambda d, f: f())
     holder = {}
 
-    def profiled(f):
-        with pyprof.profile(None, schedule=None, measure_peak=False, hardware_counters=False,
+    def profiled(d, f):
+        # With the model, counting starts in its forward-pre-hook; without, at the step's first module call.
+        with pyprof.profile(d if give_model else None, schedule=None, measure_peak=False, hardware_counters=False,
                             autosave_s=None) as prof:
             out = f()
             prof.step()
@@ -94,6 +97,7 @@ def test_gradient_penalty_runs_inside_profile_as_unprofiled():
     assert all(torch.equal(a, b) for a, b in zip(grads, grads_ref))
     counts = holder["result"].flop_counts
     assert len(counts) == 1 and counts[0]["total_flops"] == GP_TOTAL  # 6,784 as above
+    assert counts[0]["status"] == "complete"
 
 
 def test_flex_attention_counts_qk_and_pv():
