@@ -12,7 +12,9 @@ Importing this module registers, in pyprof's registry (``pyprof.flops.registry``
 * The rest of the matmul family torch counts as 0: ``mv``, ``addmv``, ``dot``, ``vdot``, ``addbmm``, ``addr``,
   ``_trilinear`` (nn.Bilinear), ``_int_mm``, ``_weight_int8pack_mm``, ``_addmm_activation``, ``_cdist_forward``
   and ``_cdist_backward``. Composite products (einsum, tensordot, chain_matmul, linalg.multi_dot, matmul,
-  inner, matrix_power) reach the counter as ``mm``/``bmm`` and are priced there.
+  inner, matrix_power) reach the counter as ``mm``/``bmm`` and are priced there. ``torch.linalg.vecdot`` and
+  ``torch.outer`` do not: on CPU they run as ``mul`` (+ ``sum``), pointwise and reduction ops, which are not
+  counted anywhere (their composite kernels decompose above the dispatch mode, so no formula can see the product).
 
 All counts use the dense convention of torch's counter: 2 FLOP per multiply-add, bias adds, softmax, norms and
 activations not counted. Complex inputs: a complex multiply-add is 8 real FLOPs (4 multiplies, 4 adds), so the
