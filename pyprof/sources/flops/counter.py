@@ -197,6 +197,8 @@ class _CountingMode(TorchDispatchMode):
         if counter._failure is not None:
             return func(*args, **kwargs)
         try:
+            if counter._tracker is not None:
+                counter._tracker.note_op()
             if isinstance(func, HigherOrderOperator):
                 packet = func
                 dense = None if packet in counter._registry else _dense_hop_kernel(func)

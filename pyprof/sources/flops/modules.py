@@ -17,6 +17,7 @@ Nothing is registered on the graph, so autograd runs exactly as it would without
 
 from __future__ import annotations
 
+import bisect
 import sys
 import weakref
 from collections.abc import Callable
@@ -34,6 +35,10 @@ GLOBAL = "Global"
 # Key of the tag in an autograd node's ``metadata`` dict (torch.autograd.graph.Node.metadata, a public per-node
 # dict that lives and dies with the node, so the tags need no cleanup and cannot outlive the graph).
 _TAG = "_pyprof_modules"
+
+#: Most node executions remembered per region for double-backward attribution (a few MB at most); past it, nodes
+#: of a double backward count toward "Global" only.
+_MAX_RANGES = 100_000
 
 
 def _forward_is_running(module: torch.nn.Module) -> bool:
@@ -53,8 +58,8 @@ class ModuleAttribution:
     ``parents()`` is ``{"Global"}`` plus every module the op runs inside: in forward, the modules whose forward is
     on the stack; in backward, the modules whose forward created the autograd node now executing. A forward rerun
     inside backward (activation checkpointing) is attributed by the forward stack, and ``is_backward`` is still
-    true there. Autograd nodes created inside backward (double backward with ``create_graph=True``) carry no module
-    tag: their FLOPs count toward ``"Global"`` only.
+    true there. Autograd nodes created inside backward (double backward with ``create_graph=True``) belong to the
+    modules of the backward node that created them (see :meth:`note_op`).
 
     Hooks never raise into the user's forward: an error in one is passed to ``on_error`` and attribution stops.
     """
@@ -75,6 +80,11 @@ class ModuleAttribution:
         self._on_error = on_error
         self._failed = False
         self._root = root
+        # Double backward (see note_op): sequence-number ranges [lo, hi) of tagged nodes' executions, in order.
+        self._range_lo: list[int] = []
+        self._range_hi: list[int] = []
+        self._range_tags: list[frozenset[str]] = []
+        self._range_node: Any = None
         if root is not None:
             self._name_of(root)
 
@@ -88,6 +98,7 @@ class ModuleAttribution:
 
         self._stack.clear()
         self._failed = False
+        self._range_lo, self._range_hi, self._range_tags, self._range_node = [], [], [], None
         if self._root is not None and _forward_is_running(self._root):
             # Started from the root's forward-pre-hook (as pyprof.profile(model) does): the root's own pre-hook
             # call is over, but its forward is about to run and its exit hook will fire. Enter it now, so that its
@@ -104,6 +115,7 @@ class ModuleAttribution:
             h.remove()
         self._handles = []
         self._stack.clear()
+        self._range_lo, self._range_hi, self._range_tags, self._range_node = [], [], [], None
 
     # ------------------------------------------------------------------ queries (called per op by the counter)
     @staticmethod
@@ -125,8 +137,46 @@ class ModuleAttribution:
             return paths
         if node is None:
             return {GLOBAL}
-        tag = node.metadata.get(_TAG)
+        tag = self._tag_of(node)
         return {GLOBAL} if tag is None else set(tag)
+
+    def note_op(self) -> None:
+        """Called by the counter for every op: remembers which module created the nodes of a double backward.
+
+        With ``create_graph=True`` the ops a backward node runs build new autograd nodes (the graph of the
+        gradient). They are created inside that node's execution, so they belong to its modules: each execution
+        of a tagged node with grad mode on is kept as a range of sequence numbers with its tag, and an untagged
+        node later found running in backward is looked up there. Bounded: at most ``_MAX_RANGES`` per region.
+        """
+        if not torch.is_grad_enabled():
+            return
+        node: Any = torch._C._current_autograd_node()
+        if node is None:
+            return
+        seq = torch.autograd._get_sequence_nr()
+        if self._range_node is node:
+            self._range_hi[-1] = seq  # one more op of the same execution
+            return
+        tag = self._tag_of(node)
+        if tag is None or len(self._range_lo) >= _MAX_RANGES:
+            return
+        self._range_node = node
+        # The op dispatched now may have had its node created just before (number seq - 1), or may create none
+        # (then seq - 1 is the last node of the previous execution, which keeps it).
+        lo = seq - 1 if not self._range_hi else max(seq - 1, self._range_hi[-1])
+        self._range_lo.append(lo)
+        self._range_hi.append(seq)
+        self._range_tags.append(tag)
+
+    def _tag_of(self, node: Any) -> frozenset[str] | None:
+        meta = node.metadata
+        tag = meta.get(_TAG)
+        if tag is None and self._range_lo:
+            seq = node._sequence_nr()
+            i = bisect.bisect_right(self._range_lo, seq) - 1
+            if i >= 0 and seq < self._range_hi[i]:
+                tag = meta[_TAG] = self._range_tags[i]
+        return tag
 
     # ------------------------------------------------------------------ naming
     def _name_of(self, module: torch.nn.Module) -> str:
