@@ -116,6 +116,28 @@ def test_flex_attention_counts_qk_and_pv():
     assert r.by_op["higher_order.flex_attention"].flops == 16_384
 
 
+def test_flex_attention_inside_profile():
+    flex = pytest.importorskip("torch.nn.attention.flex_attention")
+
+    class Attention(nn.Module):
+        def forward(self, q):
+            return flex.flex_attention(q, q, q)
+
+    attn = Attention()
+    q = torch.randn(1, 2, 16, 8, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+        ref = attn(q)
+        with pyprof.profile(attn, schedule=None, measure_peak=False, hardware_counters=False,
+                            autosave_s=None) as prof:
+            out = attn(q)
+            prof.step()
+    assert torch.equal(out, ref)
+    counts = prof.result().flop_counts
+    assert counts[0]["total_flops"] == 16_384  # QK^T + PV, 2 * (2*1*2*16*16*8), as above
+    assert counts[0]["by_module"]["Attention"] == 16_384
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # A failure inside counting switches counting off for the region, names the op, and changes nothing for the user
 # ----------------------------------------------------------------------------------------------------------------
