@@ -201,6 +201,18 @@ def test_failed_count_roundtrips_and_marks_a_sum_failed():
     assert merged.failures == [CountFailure("aten.mm", "_Broken: bad shapes")]
 
 
+def test_report_written_before_status_existed_reads_as_complete():
+    from pyprof.sources.flops import FlopCount
+
+    old = {"total_flops": 48, "total_flops_effective": 48, "forward_flops": 48, "backward_flops": 0,
+           "by_op": {"aten.mm": {"calls": 1, "flops": 48, "flops_effective": 48}}, "by_module": {"Global": 48},
+           "uncounted": []}
+    r = FlopCount.from_dict(old)
+    assert r.complete and r.failures == [] and r.op_calls == 0 and r.uncounted_share is None
+    with pytest.raises(pyprof.errors.InvalidInputError, match="status"):
+        FlopCount.from_dict({**old, "status": "half-done"})
+
+
 def test_op_that_raises_by_itself_raises_as_unprofiled():
     # A shape error is the user's, and reaches them unchanged; counting does not swallow it.
     with FlopCounter() as counter:

@@ -443,7 +443,8 @@ def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> FlopCount:
         **kwargs: Keyword arguments for ``fn``.
 
     Returns:
-        The FlopCount of everything ``fn`` executed.
+        The FlopCount of everything ``fn`` executed; ``status`` is ``CountStatus.FAILED`` (and ``failures`` says
+        which op and why) if counting failed along the way, in which case ``fn`` still ran exactly as uncounted.
     """
     with FlopCounter() as counter:
         fn(*args, **kwargs)
