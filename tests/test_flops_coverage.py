@@ -145,6 +145,18 @@ def test_int_mm():
     assert r.total_flops == 8_192  # 2 * 32 * 16 * 8
 
 
+def test_weight_int8pack_mm_and_fused_addmm_activation():
+    a = _r(4, 16)
+    w8 = torch.randint(-8, 8, (8, 16), dtype=torch.int8)  # int8 weights are stored (N, K)
+    try:
+        r = count_flops(torch.ops.aten._weight_int8pack_mm, a, w8, torch.rand(8))
+    except RuntimeError as e:
+        pytest.skip(f"aten._weight_int8pack_mm unavailable: {e}")
+    assert r.total_flops == 1_024  # 2 * M * K * N = 2 * 4 * 16 * 8
+    fused = count_flops(torch._addmm_activation, _r(8), a, _r(16, 8), use_gelu=True)
+    assert fused.total_flops == 1_024  # the matmul 2 * 4 * 16 * 8; bias and GELU not counted
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Complex dtypes
 # ----------------------------------------------------------------------------------------------------------------
