@@ -201,6 +201,22 @@ def test_failed_count_roundtrips_and_marks_a_sum_failed():
     assert merged.failures == [CountFailure("aten.mm", "_Broken: bad shapes")]
 
 
+def test_failing_module_hook_switches_counting_off_not_the_forward(monkeypatch):
+    from pyprof.sources.flops.modules import ModuleAttribution
+
+    def broken(*args, **kwargs):
+        raise _Broken("walk failed")
+
+    monkeypatch.setattr(ModuleAttribution, "_tag_nodes", staticmethod(broken))
+    y_ref, g_ref = _mlp_step()
+    holder = {}
+    r = count_flops(lambda: holder.update(out=_mlp_step()))
+    y, g = holder["out"]
+    assert torch.equal(y, y_ref) and all(torch.equal(a, b) for a, b in zip(g, g_ref))
+    assert r.status is CountStatus.FAILED
+    assert r.failures == [CountFailure("module hook of Linear", "_Broken: walk failed")]  # the first Linear's exit
+
+
 def test_report_written_before_status_existed_reads_as_complete():
     from pyprof.sources.flops import FlopCount
 
