@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from pyprof.errors import InvalidInputError, ProfilerStateError
 from pyprof.sources.flops import (
@@ -21,8 +21,13 @@ from pyprof.sources.flops import (
     register_formula,
 )
 from pyprof.sources.flops import registry as flops_registry
-from pyprof.sources.flops.formulas import causal_pairs_bottom_right, causal_pairs_top_left, conv_backward_flop
+from pyprof.sources.flops.formulas import (
+    causal_pairs_bottom_right,
+    causal_pairs_top_left,
+    conv_backward_flop,
+)
 from pyprof.sources.flops.registry import effective_registry
+
 aten = torch.ops.aten
 
 
@@ -487,6 +492,7 @@ def test_start_in_forward_pre_hook_stop_elsewhere():
     assert not counter.active
     assert r.total_flops == 4480  # as in test_mlp_forward_backward_closed_form
     assert r.by_module["MLP.fc1"] == 2560 and r.by_module["MLP.fc2"] == 1920
+    assert r.by_module["MLP"] == 4480  # counting began inside MLP's call: the root is entered at start()
     assert counter.result() is r
 
 
@@ -513,9 +519,8 @@ def test_stop_refuses_to_pop_a_foreign_mode():
 
     counter = FlopCounter()
     counter.start()
-    with Passthrough():
-        with pytest.raises(ProfilerStateError, match="Passthrough"):
-            counter.stop()
+    with Passthrough(), pytest.raises(ProfilerStateError, match="Passthrough"):
+        counter.stop()
     assert counter.stop().total_flops == 0
 
 
@@ -577,17 +582,7 @@ def test_register_formula_and_duplicate_error(monkeypatch):
         register_formula("aten.mm", _scaled_mm_flops)
 
 
-def test_failing_formula_is_ledgered_not_raised(caplog):
-    def broken(*args, **kwargs) -> int:
-        raise ValueError("bad shapes")
-
-    with FlopCounter(custom_formulas={aten.mm: broken}) as counter:
-        torch.mm(torch.randn(2, 3), torch.randn(3, 4))
-        torch.mm(torch.randn(2, 3), torch.randn(3, 4))
-    r = counter.result()
-    assert r.total_flops == 0 and "aten.mm" not in r.by_op
-    assert UncountedOp("aten.mm", 2, "other") in r.uncounted
-    assert sum("aten.mm" in rec.getMessage() for rec in caplog.records) == 1  # warned once, not per call
+# A failing formula switches counting off for the region: see tests/test_flops_robust.py.
 
 
 def test_overriding_a_torch_entry_is_allowed(monkeypatch):

@@ -38,52 +38,14 @@ class Seq2Seq(nn.Module):
         return self.out(y)
 
 
-def _prod(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
-
-
-def _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape) -> int:
-    # Per token: gate pre-activations 4H x (I + H) multiply-adds = 2 x (|W_ih| + |W_hh|) FLOP. Gate nonlinearities and
-    # the cell update (O(H) per token) are left out, as the analytic counter leaves out pointwise ops everywhere.
-    tokens = _prod(input_shape[:-1])
-    return 2 * tokens * (_prod(w_ih_shape) + _prod(w_hh_shape))
-
-
-def _mkldnn_rnn_layer_flop(input, weight0, weight1, *args, out_shape=None, **kwargs) -> int:
-    return _lstm_layer_flops(input, weight0, weight1)
-
-
-def _mkldnn_rnn_layer_backward_flop(input, weight1, weight2, *args, out_shape=None, **kwargs) -> int:
-    # Gradients of the inputs/hidden state and of the weights: each costs as much as the forward.
-    return 2 * _lstm_layer_flops(input, weight1, weight2)
-
-
 def register_lstm_formulas() -> str:
-    """Give pyprof's analytic counter formulas for CPU LSTM layers (``aten.mkldnn_rnn_layer`` and its backward).
+    """Say where the LSTM FLOPs come from (kept for callers; registers nothing any more).
 
-    PyTorch's CPU LSTM runs as one oneDNN op per layer, for which neither torch's nor pyprof's counter has a formula;
-    without this the seq2seq workload would count only its output projection. Registered once per process through the
-    public hook :func:`pyprof.register_formula`.
+    pyprof's analytic counter has formulas for CPU LSTM/GRU layers (``aten.mkldnn_rnn_layer`` and its backward,
+    :func:`pyprof.sources.flops.formulas.rnn_layer_flop`), so this workload no longer registers its own.
 
     Returns:
         A note for the report saying where the LSTM FLOPs come from.
     """
-    import torch
-
-    import pyprof
-    from pyprof.sources.flops.registry import DuplicateFormulaError
-    note = ("LSTM layers (aten.mkldnn_rnn_layer, CPU) counted with pyprof.bench.models.seq2seq's formula: "
-            "2 x tokens x (|W_ih| + |W_hh|) forward, 2x that backward")
-    ops = ((getattr(torch.ops.aten, "mkldnn_rnn_layer", None), _mkldnn_rnn_layer_flop),
-           (getattr(torch.ops.aten, "mkldnn_rnn_layer_backward", None), _mkldnn_rnn_layer_backward_flop))
-    for op, f in ops:
-        if op is None:
-            continue
-        try:
-            pyprof.register_formula(op, f)
-        except DuplicateFormulaError:
-            pass  # registered earlier in this process (or pyprof gained its own formula: keep that one)
-    return note
+    return ("LSTM layers (aten.mkldnn_rnn_layer, CPU) counted by pyprof's formula: 2 x tokens x (|W_ih| + |W_hh|) "
+            "forward, 2x that backward")

@@ -5,16 +5,28 @@ fused transformer fast paths) and a dense/effective split for causal attention.
 """
 
 from pyprof.sources.flops.counter import FlopCounter, count_flops
-from pyprof.sources.flops.registry import DuplicateFormulaError, register_effective_formula, register_formula
-from pyprof.sources.flops.result import FlopCount, OpCount, UncountedOp
+from pyprof.sources.flops.registry import (
+    DuplicateFormulaError,
+    register_effective_formula,
+    register_formula,
+)
+from pyprof.sources.flops.result import (
+    CountFailure,
+    CountStatus,
+    FlopCount,
+    OpCount,
+    UncountedOp,
+)
 
 __all__ = [
-    "FlopCounter",
+    "CountFailure",
+    "CountStatus",
+    "DuplicateFormulaError",
     "FlopCount",
+    "FlopCounter",
     "OpCount",
     "UncountedOp",
     "count_flops",
-    "register_formula",
     "register_effective_formula",
-    "DuplicateFormulaError",
+    "register_formula",
 ]

@@ -3,8 +3,9 @@
 Each op that reaches the mode is looked up in the merged registry (torch's formulas, pyprof's fixes and additions,
 then the counter's ``custom_formulas``). An op without a formula is first decomposed into smaller ops when it has a
 decomposition, as torch's own counter does; otherwise it runs, counts zero FLOPs and is entered in the uncounted
-ledger with a kind, so a zero is always visible. ``ModuleTracker`` supplies the module path and whether autograd's
-backward is running.
+ledger with a kind, so a zero is always visible. ``ModuleAttribution`` supplies the module path and whether
+autograd's backward is running. A failure inside counting switches counting off for the region and is reported in
+the FlopCount (``status``, ``failures``); it never reaches the user's code.
 """
 
 from __future__ import annotations
@@ -17,12 +18,23 @@ from typing import Any
 import torch
 from torch._ops import HigherOrderOperator
 from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode
-from torch.utils.module_tracker import ModuleTracker
 
 import pyprof.sources.flops.formulas  # noqa: F401  (registers pyprof's formulas)
 from pyprof.errors import ProfilerStateError
-from pyprof.sources.flops.registry import effective_registry, merged_registry, wrap_custom
-from pyprof.sources.flops.result import FlopCount, OpCount, UncountedOp
+from pyprof.sources.flops.formulas import complex_factor
+from pyprof.sources.flops.modules import ModuleAttribution
+from pyprof.sources.flops.registry import (
+    effective_registry,
+    merged_registry,
+    wrap_custom,
+)
+from pyprof.sources.flops.result import (
+    CountFailure,
+    CountStatus,
+    FlopCount,
+    OpCount,
+    UncountedOp,
+)
 
 __all__ = ["FlopCounter", "count_flops"]
 
@@ -63,6 +75,10 @@ _DATA_MOVEMENT_OPS = frozenset(
         "_nested_tensor_from_mask", "_nested_tensor_from_mask_left_aligned", "to_padded_tensor",
         "_nested_tensor_size", "_nested_tensor_strides", "_nested_tensor_storage_offsets", "_pin_memory",
         "embedding", "embedding_dense_backward",
+        # Views and splits without the view flag, in-place views, and the backward of slicing (a copy into zeros).
+        "_unsafe_view", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "transpose_", "t_", "squeeze_",
+        "unsqueeze_", "as_strided_", "select_backward", "slice_backward", "_pack_padded_sequence",
+        "_pad_packed_sequence",
     }
 )
 
@@ -129,33 +145,100 @@ def classify_uncounted(func: Any) -> str:
     return "other"
 
 
-class _CountingMode(TorchDispatchMode):
-    """The dispatch mode behind FlopCounter; all state lives in the counter."""
+def _dense_hop_kernel(hop: HigherOrderOperator) -> Callable[..., Any] | None:
+    """The eager (CompositeExplicitAutograd) kernel of a higher-order op: cond runs the branch ``pred`` picks,
+    while_loop loops its body in Python. Run under the counting mode, it shows the mode the ops actually executed."""
+    kernels = getattr(hop, "py_kernels", None) or {}
+    return kernels.get(torch._C.DispatchKey.CompositeExplicitAutograd)
 
-    # Let higher-order ops (flex_attention in eager, cond, ...) reach __torch_dispatch__ instead of raising.
+
+class _CountingMode(TorchDispatchMode):
+    """The dispatch mode behind FlopCounter; all state lives in the counter.
+
+    Counting must never change what the user's code computes. Every step of pyprof's own bookkeeping (formula
+    lookup, decomposition, formulas, module attribution) runs under ``try``; on an error the counter records a
+    CountFailure and the mode turns into a pass-through for the rest of the region, and the op runs as it would
+    without the mode (an error the op itself raises, such as a shape mismatch, reaches the user as usual).
+    """
+
+    # Let higher-order ops (flex_attention in eager, cond, while_loop) reach __torch_dispatch__ instead of raising.
     supports_higher_order_operators = True
+
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        # torch.compile refuses to compile while a dispatch mode that does not set this is active (Dynamo skips
+        # the frame), so counted code would run differently from unprofiled code, and fullgraph=True compiles raise
+        # ("found no compiled frames"); eager flex_attention compiles its HOP that way. With it, compilation
+        # runs without the mode and the compiled code runs with it: the mode sees the ops the compiled artifact
+        # calls (extern GEMMs, higher-order ops), not the fused kernels, and the computation is the unprofiled one.
+        return True
 
     def __init__(self, counter: FlopCounter) -> None:
         super().__init__()
         self._counter = counter
+
+    def _counting_callables(self, values: tuple) -> tuple:
+        """``values`` with every callable (a HOP's branch, body or subgraph) wrapped to run under this mode."""
+
+        def counted(fn: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*a: Any, **k: Any) -> Any:
+                with self:
+                    return fn(*a, **k)
+
+            return run
+
+        return tuple(counted(v) if callable(v) and not isinstance(v, torch.Tensor) else v for v in values)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs if kwargs else {}
         if func in _METADATA_OPS:
             return NotImplemented
         counter = self._counter
-        if isinstance(func, HigherOrderOperator):
-            packet = func
-        else:
-            packet = func._overloadpacket
-            if packet not in counter._registry and func is not torch.ops.prim.device.default:
-                # Like torch's counter: a composite op without a formula is priced by its parts.
-                with self:
-                    r = func.decompose(*args, **kwargs)
-                if r is not NotImplemented:
-                    return r
+        if counter._failure is not None:
+            return func(*args, **kwargs)
+        try:
+            if counter._tracker is not None:
+                counter._tracker.note_op()
+            if isinstance(func, HigherOrderOperator):
+                packet = func
+                dense = None if packet in counter._registry else _dense_hop_kernel(func)
+                decomposable = False
+            else:
+                packet = func._overloadpacket
+                dense = None
+                # Like torch's counter: a composite op without a formula is priced by its parts. A mutating op is
+                # run whole instead, so that a decomposition failing halfway is never rerun over mutated inputs.
+                decomposable = (
+                    packet not in counter._registry
+                    and func is not torch.ops.prim.device.default
+                    and not func._schema.is_mutable
+                )
+        except Exception as e:  # noqa: BLE001  (pyprof's own failure: the op still runs)
+            counter._fail(func, e)
+            return func(*args, **kwargs)
+        if decomposable or dense is not None:
+            try:
+                if decomposable:
+                    with self:
+                        r = func.decompose(*args, **kwargs)
+                else:
+                    # The dense kernels of cond, scan, invoke_subgraph assert that no mode is active: run them with
+                    # the mode off and enter it inside the branch / body / subgraph they call.
+                    r = dense(*self._counting_callables(args), **dict(zip(kwargs, self._counting_callables(
+                        tuple(kwargs.values())))))
+            except Exception as e:  # noqa: BLE001
+                # Either pyprof's fault or the op's own error: run the op as unprofiled code would. If it raises
+                # too, that error is the user's and propagates; if it succeeds, counting failed here.
+                out = func(*args, **kwargs)
+                counter._fail(func, e)
+                return out
+            if r is not NotImplemented:
+                return r
         out = func(*args, **kwargs)
-        counter._record(func, packet, out, args, kwargs)
+        try:
+            counter._record(func, packet, out, args, kwargs)
+        except Exception as e:  # noqa: BLE001  (a formula or attribution bug: the user's result is already out)
+            counter._fail(func, e)
         return out
 
 
@@ -164,7 +247,9 @@ class FlopCounter:
 
     Usable as a context manager, or with :meth:`start` and :meth:`stop` called from different stack frames (say
     ``start`` in a forward-pre-hook and ``stop`` after ``backward``). Counts cover forward and backward; module
-    attribution follows ``torch.utils.module_tracker.ModuleTracker``.
+    attribution follows :class:`pyprof.sources.flops.modules.ModuleAttribution` (ModuleTracker's names, without its
+    autograd hooks). If counting fails inside the region (a formula raises, a decomposition fails), the result has
+    ``status == CountStatus.FAILED`` and names the op and reason in ``failures``; the user's code is unaffected.
 
     Example:
         >>> with FlopCounter() as fc:
@@ -185,13 +270,13 @@ class FlopCounter:
                 shapes like :func:`pyprof.flops.register_formula`'s, or tensors when it has ``_get_raw = True``.
             module: Optional root module whose submodule paths (``"Net.fc1"``) are learned at :meth:`start`. Needed
                 only when counting starts after the root's forward has begun (from inside its forward-pre-hook):
-                ModuleTracker names a submodule by its parent's path only if it saw the parent enter, and would
+                a submodule is named by its parent's path only if the parent was seen to enter, and would
                 otherwise name it by its class (``"Linear"``).
         """
         self._custom = wrap_custom(custom_formulas)
         self._module = module
         self._mode: _CountingMode | None = None
-        self._tracker: ModuleTracker | None = None
+        self._tracker: ModuleAttribution | None = None
         self._result: FlopCount | None = None
         self._reset()
 
@@ -205,7 +290,19 @@ class FlopCounter:
         self._uncounted: dict[Any, list] = {}  # packet -> [calls, kind]
         self._forward_flops = 0
         self._backward_flops = 0
-        self._formula_errors: set[Any] = set()
+        self._op_calls = 0
+        self._failure: CountFailure | None = None
+
+    def _fail(self, where: Any, err: BaseException) -> None:
+        """Switch counting off for this region: keep the first failure, warn once, let the user's code run on."""
+        if self._failure is not None:
+            return
+        name = where if isinstance(where, str) else _packet_name(
+            where if isinstance(where, HigherOrderOperator) else getattr(where, "_overloadpacket", where)
+        )
+        self._failure = CountFailure(name, f"{type(err).__name__}: {err}")
+        log.warning("pyprof: FLOP counting failed at %s and is off for this region: %s", name, self._failure.reason,
+                    exc_info=err)
 
     @property
     def active(self) -> bool:
@@ -222,15 +319,13 @@ class FlopCounter:
             raise ProfilerStateError("FlopCounter.start(): already counting; call stop() first")
         self._reset()
         self._result = None
-        tracker = ModuleTracker()
-        if self._module is not None:
-            tracker._get_mod_name(self._module)  # learn "Root.child" paths for the whole tree up front
-        tracker.__enter__()
+        tracker = ModuleAttribution(self._module, on_error=self._fail)
+        tracker.start()
         mode = _CountingMode(self)
         try:
             mode.__enter__()
         except BaseException:
-            tracker.__exit__(None, None, None)
+            tracker.stop()
             raise
         self._tracker, self._mode = tracker, mode
 
@@ -258,7 +353,7 @@ class FlopCounter:
             mode.__exit__(None, None, None)
         finally:
             if tracker is not None:
-                tracker.__exit__(None, None, None)
+                tracker.stop()
         self._result = self._build()
         return self._result
 
@@ -280,6 +375,8 @@ class FlopCounter:
         self.stop()
 
     def _record(self, func: Any, packet: Any, out: Any, args: tuple, kwargs: dict) -> None:
+        # Exceptions propagate to the mode, which records the failure and switches counting off for the region:
+        # a formula that fails once cannot be trusted for the rest, and a partial total would pass for a count.
         formula = self._registry.get(packet)
         if formula is None:
             entry = self._uncounted.get(packet)
@@ -287,35 +384,33 @@ class FlopCounter:
                 self._uncounted[packet] = [1, classify_uncounted(func)]
             else:
                 entry[0] += 1
+            self._op_calls += 1
             return
-        try:
-            flops = int(formula(*args, **kwargs, out_val=out))
-            effective_formula = None if packet in self._custom else self._effective.get(packet)
-            flops_effective = flops if effective_formula is None else int(
-                effective_formula(*args, **kwargs, out_val=out)
-            )
-        except Exception:  # a formula bug must not kill the training loop: ledger it instead
-            if packet not in self._formula_errors:
-                log.warning("pyprof: FLOP formula for %s failed; op counted as uncounted", packet, exc_info=True)
-                self._formula_errors.add(packet)
-            entry = self._uncounted.setdefault(packet, [0, "other"])
-            entry[0] += 1
-            return
+        flops = int(formula(*args, **kwargs, out_val=out))
+        custom = packet in self._custom
+        effective_formula = None if custom else self._effective.get(packet)
+        flops_effective = flops if effective_formula is None else int(effective_formula(*args, **kwargs, out_val=out))
+        if not custom:  # a custom formula is the user's whole count, complex or not
+            k = complex_factor(packet, args)
+            flops, flops_effective = flops * k, flops_effective * k
+        self._op_calls += 1
         self._calls[packet] += 1
         self._flops[packet] += flops
         self._flops_effective[packet] += flops_effective
         tracker = self._tracker
-        # is_bw is "inside autograd's backward": a forward recomputed there by activation checkpointing counts as
-        # backward, which is what hardware FLOPs (HFU) want and what model FLOPs (MFU) must subtract.
-        if tracker is not None and tracker.is_bw:
+        # Backward means "an autograd node is executing": a forward recomputed there by activation checkpointing
+        # counts as backward, which is what hardware FLOPs (HFU) want and what model FLOPs (MFU) must subtract.
+        if ModuleAttribution.is_backward():
             self._backward_flops += flops
         else:
             self._forward_flops += flops
-        parents = tracker.parents if tracker is not None else {"Global"}
-        for parent in set(parents):
+        parents = tracker.parents() if tracker is not None else {"Global"}
+        for parent in parents:
             self._by_module[parent] += flops
 
     def _build(self) -> FlopCount:
+        if self._failure is not None:
+            return FlopCount(status=CountStatus.FAILED, failures=[self._failure])
         by_op = {
             _packet_name(p): OpCount(_packet_name(p), self._calls[p], self._flops[p], self._flops_effective[p])
             for p in self._calls
@@ -335,6 +430,7 @@ class FlopCounter:
             by_op=by_op,
             by_module=by_module,
             uncounted=uncounted,
+            op_calls=self._op_calls,
         )
 
 
@@ -347,7 +443,8 @@ def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> FlopCount:
         **kwargs: Keyword arguments for ``fn``.
 
     Returns:
-        The FlopCount of everything ``fn`` executed.
+        The FlopCount of everything ``fn`` executed; ``status`` is ``CountStatus.FAILED`` (and ``failures`` says
+        which op and why) if counting failed along the way, in which case ``fn`` still ran exactly as uncounted.
     """
     with FlopCounter() as counter:
         fn(*args, **kwargs)

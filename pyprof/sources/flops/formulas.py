@@ -8,9 +8,17 @@ Importing this module registers, in pyprof's registry (``pyprof.flops.registry``
 * ``aten._transformer_encoder_layer_fwd`` and ``aten._native_multi_head_attention``: the fused inference fast
   paths of ``nn.TransformerEncoderLayer`` / ``nn.MultiheadAttention``, which torch counts as 0.
 * Effective (causal-aware) formulas for every SDPA entry point that takes ``is_causal``.
+* Recurrent layers run as one op: ``aten.mkldnn_rnn_layer`` (CPU LSTM/GRU) and ``aten._cudnn_rnn``, with backward.
+* The rest of the matmul family torch counts as 0: ``mv``, ``addmv``, ``dot``, ``vdot``, ``addbmm``, ``addr``,
+  ``_trilinear`` (nn.Bilinear), ``_int_mm``, ``_weight_int8pack_mm``, ``_addmm_activation``, ``_cdist_forward``
+  and ``_cdist_backward``. Composite products (einsum, tensordot, chain_matmul, linalg.multi_dot, matmul,
+  inner, matrix_power) reach the counter as ``mm``/``bmm`` and are priced there. ``torch.linalg.vecdot`` and
+  ``torch.outer`` do not: on CPU they run as ``mul`` (+ ``sum``), pointwise and reduction ops, which are not
+  counted anywhere (their composite kernels decompose above the dispatch mode, so no formula can see the product).
 
 All counts use the dense convention of torch's counter: 2 FLOP per multiply-add, bias adds, softmax, norms and
-activations not counted.
+activations not counted. Complex inputs: a complex multiply-add is 8 real FLOPs (4 multiplies, 4 adds), so the
+counter multiplies the matmul family's counts by 4 for complex tensors (``COMPLEX_MAC_OPS``, ``complex_factor``).
 """
 
 from __future__ import annotations
@@ -21,18 +29,22 @@ from typing import Any
 import torch
 from torch.utils import flop_counter as _torch_fc
 
-from pyprof.sources.flops.registry import _PYPROF_FORMULAS, register_effective_formula, register_formula
+from pyprof.sources.flops.registry import (
+    _PYPROF_FORMULAS,
+    register_effective_formula,
+    register_formula,
+)
 
 aten = torch.ops.aten
 
 __all__ = [
-    "conv_backward_flop",
-    "causal_pairs_top_left",
     "causal_pairs_bottom_right",
-    "sdpa_cpu_flop",
-    "sdpa_cpu_backward_flop",
-    "transformer_encoder_layer_fwd_flop",
+    "causal_pairs_top_left",
+    "conv_backward_flop",
     "native_multi_head_attention_flop",
+    "sdpa_cpu_backward_flop",
+    "sdpa_cpu_flop",
+    "transformer_encoder_layer_fwd_flop",
 ]
 
 
@@ -336,3 +348,227 @@ register_formula(aten._native_multi_head_attention, native_multi_head_attention_
 register_effective_formula(
     aten._native_multi_head_attention, _native_multi_head_attention_effective, get_raw=True
 )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Recurrent layers: what nn.LSTM / nn.GRU run as one op (oneDNN on CPU, cuDNN on NVIDIA GPUs)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _tokens(input_shape: Sequence[int]) -> int:
+    # (T, B, I), (B, T, I) or a packed (sum(batch_sizes), I): every row of the input is one token of one sequence.
+    return _numel(input_shape[:-1])
+
+
+def rnn_layer_flop(input_shape: Sequence[int], w_ih_shape: Sequence[int], w_hh_shape: Sequence[int]) -> int:
+    """Dense forward FLOPs of one recurrent layer in one direction: the gate pre-activations.
+
+    Per token, ``W_ih x`` is ``G H x I`` multiply-adds and ``W_hh h`` is ``G H x H``, with G gates (LSTM 4, GRU 3,
+    vanilla RNN 1; G H is the weights' first dimension): ``2 * tokens * G H * (I + H)`` =
+    ``2 * tokens * (|W_ih| + |W_hh|)``. As everywhere in pyprof, bias adds, gate nonlinearities and the cell
+    update (O(H) per token, pointwise) are not counted. nn.LSTM(8, 16) on (5, 3, 8): 2*5*3*64*(8+16) = 46,080.
+
+    Args:
+        input_shape: (T, B, I), (B, T, I) or packed (tokens, I).
+        w_ih_shape: (G H, I).
+        w_hh_shape: (G H, H) (H replaced by the projection size with ``proj_size``).
+
+    Returns:
+        FLOPs, 2 per multiply-add.
+    """
+    return 2 * _tokens(input_shape) * (_numel(w_ih_shape) + _numel(w_hh_shape))
+
+
+@register_formula(aten.mkldnn_rnn_layer)
+def mkldnn_rnn_layer_flop(input_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten.mkldnn_rnn_layer`` (CPU nn.LSTM / nn.GRU, one layer and direction per call): :func:`rnn_layer_flop`."""
+    return rnn_layer_flop(input_shape, w_ih_shape, w_hh_shape)
+
+
+@register_formula(aten.mkldnn_rnn_layer_backward)
+def mkldnn_rnn_layer_backward_flop(input_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten.mkldnn_rnn_layer_backward``: twice the forward, by the rule of a Linear layer.
+
+    The gradients of the layer input and hidden state (through ``W_ih^T``, ``W_hh^T``) cost one forward, those of
+    ``W_ih`` and ``W_hh`` another. The oneDNN kernel has no output mask and computes all of them even when the
+    input needs no grad, so both terms are counted (this is executed work; a Linear would skip dX).
+    """
+    return 2 * rnn_layer_flop(input_shape, w_ih_shape, w_hh_shape)
+
+
+def _cudnn_rnn_weight_flops(input_shape: Sequence[int], weight_shapes: Sequence[Sequence[int]]) -> int:
+    # The flat weight list holds, per layer and direction, W_ih, W_hh (2-D), optional biases (1-D) and, with
+    # proj_size, W_hr (P, H) (2-D). Every layer and direction sees every token once, and each 2-D weight is one
+    # matrix-vector product per token, so the layer sum is 2 * tokens * (all 2-D weight elements).
+    return 2 * _tokens(input_shape) * sum(_numel(w) for w in weight_shapes if len(w) == 2)
+
+
+@register_formula(aten._cudnn_rnn)
+def cudnn_rnn_flop(input_shape, weight_shapes, *args, out_shape=None, **kwargs) -> int:
+    """``aten._cudnn_rnn`` (nn.LSTM / nn.GRU / nn.RNN on NVIDIA GPUs, all layers in one call).
+
+    Args:
+        input_shape: (T, B, I), (B, T, I) or packed (tokens, I).
+        weight_shapes: The flat weight list's shapes (``weight_stride0`` tensors per layer and direction).
+
+    Returns:
+        ``2 * tokens * sum(|W|)`` over the 2-D weights (see :func:`rnn_layer_flop`).
+    """
+    return _cudnn_rnn_weight_flops(input_shape, weight_shapes)
+
+
+@register_formula(aten._cudnn_rnn_backward)
+def cudnn_rnn_backward_flop(input_shape, weight_shapes, *args, out_shape=None, **kwargs) -> int:
+    """``aten._cudnn_rnn_backward``: one forward for the data gradients (always run: cuDNN needs them before the
+    weight gradients), one more when the weight gradients are requested (``output_mask[3]``)."""
+    output_mask = kwargs.get("output_mask", args[-1] if args else (True, True, True, True))
+    forward = _cudnn_rnn_weight_flops(input_shape, weight_shapes)
+    return forward * (1 + int(bool(output_mask[3])))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The rest of the matmul family torch's counter leaves at 0
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@register_formula(aten.mv)
+def mv_flop(mat_shape, vec_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten.mv``: (M, N) @ (N,) is ``2 M N``."""
+    m, n = mat_shape
+    return 2 * m * n
+
+
+@register_formula(aten.addmv)
+def addmv_flop(self_shape, mat_shape, vec_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten.addmv``: ``beta * self + alpha * mat @ vec``, counted as the ``mv`` (``2 M N``; the add is a bias)."""
+    return mv_flop(mat_shape, vec_shape)
+
+
+@register_formula([aten.dot, aten.vdot])
+def dot_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten.dot`` / ``aten.vdot``: (N,) . (N,) is ``2 N``."""
+    return 2 * int(a_shape[0])
+
+
+@register_formula(aten.addbmm)
+def addbmm_flop(self_shape, b1_shape, b2_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten.addbmm``: ``sum_b batch1[b] @ batch2[b]`` for (B, M, K) and (B, K, N): ``2 B M K N`` (the sum over the
+    batch is the matmul's accumulation, one long K*B dot per output)."""
+    b, m, k = b1_shape
+    n = b2_shape[-1]
+    return 2 * b * m * k * n
+
+
+@register_formula(aten.addr)
+def addr_flop(self_shape, v1_shape, v2_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten.addr``: ``beta * self + alpha * outer(vec1, vec2)``, a rank-1 update (BLAS ger): a matmul with K = 1,
+    ``2 M N``. (torch.outer alone runs as a broadcast ``aten.mul``, a pointwise op, and is not counted.)"""
+    return 2 * int(v1_shape[0]) * int(v2_shape[0])
+
+
+@register_formula([aten._int_mm, aten._weight_int8pack_mm])
+def int_mm_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten._int_mm`` (int8 x int8 -> int32) and ``aten._weight_int8pack_mm`` (activations x int8 weights, which
+    are stored (N, K)): ``2 M K N`` integer or mixed multiply-adds; the output shape (M, N) fixes N."""
+    m, k = a_shape
+    return 2 * m * k * int(out_shape[-1])
+
+
+@register_formula(aten._addmm_activation)
+def addmm_activation_flop(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten._addmm_activation`` (addmm fused with ReLU / GELU): the matmul, ``2 M K N``; the activation is
+    pointwise and not counted."""
+    return _torch_fc.mm_flop(a_shape, b_shape)
+
+
+def _expanded(shape: Sequence[int], expand: Sequence[int], ndim: int) -> list[int]:
+    # aten._trilinear unsqueezes each input at its `expand` dims to a common rank.
+    dims = list(shape)
+    for d in sorted(expand):
+        dims.insert(d, 1)
+    return dims + [1] * (ndim - len(dims))
+
+
+@register_formula(aten._trilinear)
+def trilinear_flop(
+    i1_shape, i2_shape, i3_shape, expand1, expand2, expand3, sumdim, unroll_dim=1, out_shape=None, **kwargs
+) -> int:
+    """``aten._trilinear`` (what nn.Bilinear / F.bilinear run, forward and backward): two contractions.
+
+    The kernel multiplies i1 by i2 and sums the ``sumdim`` dims where i3 is 1, then multiplies by i3 and sums the
+    rest; each contraction is one multiply-add per element of its broadcast product. For nn.Bilinear(in1, in2,
+    out) on batch N that is ``2 N out in1 in2`` (x1 with the weight) + ``2 N out in2`` (with x2).
+
+    Returns:
+        FLOPs, 2 per multiply-add.
+    """
+    ndim = len(i1_shape) + len(expand1)
+    e1, e2, e3 = (
+        _expanded(i1_shape, expand1, ndim),
+        _expanded(i2_shape, expand2, ndim),
+        _expanded(i3_shape, expand3, ndim),
+    )
+    first = [max(a, b) for a, b in zip(e1, e2)]
+    summed_first = {d for d in sumdim if e3[d] == 1}
+    after_first = [1 if d in summed_first else s for d, s in enumerate(first)]
+    second = [max(a, b) for a, b in zip(after_first, e3)]
+    return 2 * _numel(first) + 2 * _numel(second)
+
+
+@register_formula(aten._cdist_forward)
+def cdist_flop(x1_shape, x2_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten._cdist_forward``: distances between (B, P, M) and (B, R, M) rows, one multiply-add per pair and
+    coordinate, ``2 B P R M``. Approximation: exact for the matmul path torch takes for p = 2 on large inputs (the
+    row norms, O((P + R) M), are left out); the direct path also spends a subtraction per term."""
+    *batch, p, m = x1_shape
+    r = x2_shape[-2]
+    return 2 * _numel(batch) * p * r * m
+
+
+@register_formula(aten._cdist_backward)
+def cdist_backward_flop(grad_shape, x1_shape, x2_shape, *args, out_shape=None, **kwargs) -> int:
+    """``aten._cdist_backward``: the gradient for x1 only (torch calls it again, swapped, for x2): like the
+    forward, ``2 B P R M``."""
+    return cdist_flop(x1_shape, x2_shape)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Complex dtypes
+# --------------------------------------------------------------------------------------------------------------------
+
+#: Ops whose counts are multiply-adds of their inputs' elements. With complex inputs each complex multiply-add is
+#: 4 real multiplies and 4 real adds: 8 real FLOPs where a real multiply-add is 2, so the counter multiplies their
+#: counts by COMPLEX_FACTOR. A complex64 (M, K) x (K, N) matmul is 8 M N K real FLOPs.
+COMPLEX_MAC_OPS = frozenset(
+    {
+        aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten.mv, aten.addmv, aten.dot, aten.vdot, aten.addbmm,
+        aten.addr, aten._trilinear, aten.convolution, aten._convolution, aten.convolution_backward,
+        aten.convolution_overrideable, aten.convolution_backward_overrideable, aten._slow_conv2d_forward,
+    }
+)
+COMPLEX_FACTOR = 4
+
+
+def complex_factor(packet: Any, args: tuple) -> int:
+    """``COMPLEX_FACTOR`` when ``packet`` is in the multiply-add family and a tensor argument is complex, else 1.
+
+    Args:
+        packet: The op packet that ran.
+        args: Its positional arguments (tensors).
+
+    Returns:
+        The multiplier from real to complex FLOPs (see ``COMPLEX_MAC_OPS``).
+    """
+    if packet not in COMPLEX_MAC_OPS:
+        return 1
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return COMPLEX_FACTOR if a.is_complex() else 1
+    return 1

@@ -18,12 +18,13 @@ from torch._ops import HigherOrderOperator, OpOverload, OpOverloadPacket
 from torch.utils import flop_counter as _torch_fc
 
 from pyprof.errors import PyprofError
+
 __all__ = [
     "DuplicateFormulaError",
-    "register_formula",
-    "register_effective_formula",
-    "merged_registry",
     "effective_registry",
+    "merged_registry",
+    "register_effective_formula",
+    "register_formula",
 ]
 
 Formula = Callable[..., int]

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyprof.errors import InvalidInputError
-__all__ = ["OpCount", "UncountedOp", "FlopCount"]
+
+__all__ = ["CountFailure", "CountStatus", "FlopCount", "OpCount", "UncountedOp"]
+
+#: At most this many failures are kept in a FlopCount (a merged count of many failed steps stays small).
+MAX_FAILURES = 16
+
+
+class CountStatus(enum.Enum):
+    """Whether a FlopCount holds a count.
+
+    ``COMPLETE``: every op that ran was priced or ledgered. ``FAILED``: counting failed inside the region and was
+    switched off for it (the user's computation ran on, unchanged); the FlopCount then holds no FLOPs, only
+    ``failures``, and must not be used as the region's count.
+    """
+
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CountFailure:
+    """Why counting was switched off for a region.
+
+    Attributes:
+        op: The op (``"aten.mm"``) or counter part (``"module hook of Linear"``) that failed.
+        reason: The exception, as ``"ValueError: bad shapes"``.
+    """
+
+    op: str
+    reason: str
 
 #: Kinds of uncounted ops, in the ledger.
 UNCOUNTED_KINDS = ("pointwise", "view", "reduction", "other")
@@ -46,6 +76,11 @@ class UncountedOp:
     kind: str
 
 
+def _merge_failures(a: list[CountFailure], b: list[CountFailure]) -> list[CountFailure]:
+    """Distinct failures of both, first seen first, at most MAX_FAILURES (bounded however many steps are merged)."""
+    return list(dict.fromkeys([*a, *b]))[:MAX_FAILURES]
+
+
 def _sorted_uncounted(items: list[UncountedOp]) -> list[UncountedOp]:
     return sorted(items, key=lambda u: (-u.calls, u.name))
 
@@ -64,6 +99,10 @@ class FlopCount:
             and backward, named as ``torch.utils.module_tracker.ModuleTracker`` names them (root class name, then
             attribute names). ``"Global"`` is the total.
         uncounted: Ops that ran without a formula, most-called first.
+        op_calls: Op calls seen, counted or not (metadata queries such as ``aten.size`` excluded; a composite op
+            priced by its parts counts as its parts). ``uncounted_share`` is the ledger's share of them.
+        status: ``CountStatus.COMPLETE``, or ``FAILED`` when counting failed and was switched off for the region.
+        failures: What failed (empty when complete), at most ``MAX_FAILURES``.
     """
 
     total_flops: int = 0
@@ -73,6 +112,30 @@ class FlopCount:
     by_op: dict[str, OpCount] = field(default_factory=dict)
     by_module: dict[str, int] = field(default_factory=dict)
     uncounted: list[UncountedOp] = field(default_factory=list)
+    op_calls: int = 0
+    status: CountStatus = CountStatus.COMPLETE
+    failures: list[CountFailure] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when the count covers the whole region (``status is CountStatus.COMPLETE``)."""
+        return self.status is CountStatus.COMPLETE
+
+    @property
+    def uncounted_calls(self) -> int:
+        """Op calls without a formula (priced at zero): the ledger's calls summed."""
+        return sum(u.calls for u in self.uncounted)
+
+    @property
+    def uncounted_share(self) -> float | None:
+        """``uncounted_calls / op_calls`` in [0, 1], the share of op calls priced at zero; None with no op calls.
+
+        Views, copies and factories are in it: read it next to the ledger's kinds, where "other" is what may hide
+        arithmetic.
+        """
+        if self.op_calls <= 0:
+            return None
+        return min(1.0, self.uncounted_calls / self.op_calls)
 
     @property
     def macs(self) -> int:
@@ -92,6 +155,9 @@ class FlopCount:
             },
             "by_module": dict(self.by_module),
             "uncounted": [{"name": u.name, "calls": u.calls, "kind": u.kind} for u in self.uncounted],
+            "op_calls": self.op_calls,
+            "status": self.status.value,
+            "failures": [{"op": f.op, "reason": f.reason} for f in self.failures],
         }
 
     @classmethod
@@ -105,8 +171,16 @@ class FlopCount:
             The FlopCount.
 
         Raises:
-            InvalidInputError: A required key is missing.
+            InvalidInputError: A required key is missing, or ``status`` is not a CountStatus value.
         """
+        # op_calls, status and failures are newer than the other keys: a report without them held complete counts.
+        try:
+            status = CountStatus(d.get("status", CountStatus.COMPLETE.value))
+        except ValueError as e:
+            raise InvalidInputError(
+                f"FlopCount.from_dict: status {d.get('status')!r} is not one of "
+                f"{[s.value for s in CountStatus]}; expected to_dict() output"
+            ) from e
         try:
             return cls(
                 total_flops=int(d["total_flops"]),
@@ -121,6 +195,9 @@ class FlopCount:
                 uncounted=_sorted_uncounted(
                     [UncountedOp(u["name"], int(u["calls"]), u["kind"]) for u in d["uncounted"]]
                 ),
+                op_calls=int(d.get("op_calls", 0)),
+                status=status,
+                failures=[CountFailure(f["op"], f["reason"]) for f in d.get("failures", [])],
             )
         except KeyError as e:
             raise InvalidInputError(f"FlopCount.from_dict: missing key {e.args[0]!r}; expected to_dict() output") from e
@@ -147,6 +224,9 @@ class FlopCount:
             by_op={n: OpCount(n, c.calls * k, c.flops * k, c.flops_effective * k) for n, c in self.by_op.items()},
             by_module={m: f * k for m, f in self.by_module.items()},
             uncounted=[UncountedOp(u.name, u.calls * k, u.kind) for u in self.uncounted],
+            op_calls=self.op_calls * k,
+            status=self.status,
+            failures=list(self.failures),
         )
 
     def __add__(self, other: FlopCount) -> FlopCount:
@@ -179,6 +259,10 @@ class FlopCount:
             by_op=by_op,
             by_module=by_module,
             uncounted=_sorted_uncounted(list(uncounted.values())),
+            op_calls=self.op_calls + other.op_calls,
+            # A sum with a failed part is not a count of the whole.
+            status=CountStatus.FAILED if CountStatus.FAILED in (self.status, other.status) else CountStatus.COMPLETE,
+            failures=_merge_failures(self.failures, other.failures),
         )
 
     def __radd__(self, other: Any) -> FlopCount:
