@@ -313,3 +313,48 @@ def test_compiled_wrapper_module_is_counted_too():
             m(x).sum().backward()
             prof.step()
     assert [s.analytic_flops for s in prof.result().steps] == [4_480] * 3
+
+
+def test_a_failing_formula_never_reaches_the_loop_and_is_not_cached():
+    """A formula that raises: the user's step runs exactly as unprofiled, the step has no count, the report names the
+    op, and the next step is counted again (a failed count is never reused)."""
+    from pyprof.sources.flops import registry
+
+    torch.manual_seed(0)
+    m = nn.Linear(4, 3, bias=False)
+    x = torch.randn(2, 4)
+    expected = (m(x) * 2).sum()
+
+    def boom(*a, **k):
+        raise RuntimeError("formula exploded")
+
+    with pyprof.profile(m, measure_peak=False, count_flops="auto") as prof:
+        with registry.formula_override(torch.ops.aten.mm, boom) if hasattr(registry, "formula_override") else \
+                _patched_formula(torch.ops.aten.mm, boom):
+            for _ in range(2):
+                out = (m(x) * 2).sum()
+                out.backward()
+                prof.step()
+    assert torch.equal(out, expected)
+    steps = prof.result().steps
+    assert [s.analytic_origin for s in steps] == ["missing", "missing"]
+    assert any("formula exploded" in n or "failed on" in n for n in prof.result().notes)
+
+
+class _patched_formula:
+    """Swap pyprof's formula for one op for the duration of a with-block."""
+
+    def __init__(self, op, fn):
+        from pyprof.sources.flops import registry
+
+        self.reg, self.op, self.fn = registry._PYPROF_FORMULAS, op, fn
+
+    def __enter__(self):
+        self.old = self.reg.get(self.op)
+        self.reg[self.op] = self.fn
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            self.reg.pop(self.op, None)
+        else:
+            self.reg[self.op] = self.old

@@ -385,6 +385,14 @@ class StepCounter:
             finally:
                 self._eager.exit()
             self._recount_first.discard(full[0] if full else None)
+            if not getattr(fc, "complete", True):
+                # A formula, decomposition or hook failed inside counting: the user's ops ran as unprofiled, this step
+                # has no count, and the failed count is never cached (the next such step is counted again).
+                self.origins["missing"] += 1
+                for f in getattr(fc, "failures", [])[:4]:
+                    self._note_once(f"analytic counting failed on {f.op}: {f.reason}; steps where it failed have no "
+                                    "analytic count")
+                return None, "missing", None
             if self._verifying:
                 self._check(full, fc)
             idx = self._store(full, fc)
@@ -520,7 +528,7 @@ def _totals_only(fc: Any) -> Any:
     """A FlopCount with the totals of ``fc`` and no per-op detail (bounded memory for later signatures)."""
     from pyprof.sources.flops import FlopCount
 
-    return FlopCount(**{q: getattr(fc, q) for q in _QUANTITIES})
+    return FlopCount(**{q: getattr(fc, q) for q in _QUANTITIES}, op_calls=getattr(fc, "op_calls", 0))
 
 
 class HostCounters:
