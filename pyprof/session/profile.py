@@ -632,6 +632,8 @@ class Profile:
                 try:
                     p = cpu.measure_peak(cpu_prec)
                     self._cpu_peaks.setdefault("measured", {})[cpu_prec] = p.to_dict()
+                    if p.crosscheck_note:  # table vs measurement beyond 1.5x: the report says so
+                        notes.append(p.crosscheck_note)
                     if p.theoretical_at_observed_clock_flops_per_s:
                         extra_peaks.append(PeakReport(
                             p.theoretical_at_observed_clock_flops_per_s, "theoretical at observed clock", cpu_prec,
