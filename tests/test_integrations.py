@@ -131,7 +131,9 @@ def test_lightning_callback(tmp_path):
 
         def training_step(self, batch, batch_idx):
             x, y = batch
-            return nn.functional.cross_entropy(self.net(x), y)
+            loss = nn.functional.cross_entropy(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.01)
@@ -148,8 +150,12 @@ def test_lightning_callback(tmp_path):
     assert r.totals.steps == 4  # 4 optimizer steps from 8 micro-batches
     assert [s.analytic_flops for s in r.steps] == [2 * FLOPS_PER_MICROBATCH] * 4  # 192,512
     pyprof_logs = [(s, m) for s, m in logger.metrics if "pyprof/mfu" in m]
-    assert [s for s, _ in pyprof_logs] == [2, 4]
-    assert set(pyprof_logs[0][1]) == {"pyprof/mfu", "pyprof/tflops_per_s", "pyprof/utilization"}
+    own_steps = [s for s, m in logger.metrics if "train_loss" in m]
+    # Lightning logs its own metrics after optimizer steps 1..4 at its step index 0..3 (the count of steps before);
+    # pyprof logs after optimizer steps 2 and 4, so at Lightning's indices 1 and 3 (it logged at 2 and 4 before)
+    assert own_steps == [0, 1, 2, 3]
+    assert [s for s, _ in pyprof_logs] == [1, 3]
+    assert {"pyprof/mfu", "pyprof/tflops_per_s", "pyprof/utilization"} <= set(pyprof_logs[0][1])
 
 
 def test_hf_callback(tmp_path):
@@ -182,3 +188,53 @@ def test_hf_callback(tmp_path):
     assert [s.examples for s in r.steps] == [16] * 4
     logged = [h for h in trainer.state.log_history if "pyprof/mfu" in h]
     assert [h["step"] for h in logged] == [2, 4] and len(cb.logged) == 2
+
+
+def _tiny_gpt2_trainer(tmp_path, logging_steps=2):
+    """A 1-layer GPT-2 built from a config (no hub download) in a transformers Trainer, 4 steps, logging every 2."""
+    pytest.importorskip("transformers", reason="transformers not installed (`pip install transformers accelerate`)")
+    pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (`pip install accelerate`)")
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=32, n_positions=8))
+    ids = torch.randint(0, 32, (32, 8))
+    data = [{"input_ids": ids[i], "labels": ids[i]} for i in range(len(ids))]
+    args = TrainingArguments(output_dir=str(tmp_path / "hf"), max_steps=4, per_device_train_batch_size=4,
+                             logging_steps=logging_steps, report_to=[], use_cpu=True, save_strategy="no",
+                             disable_tqdm=True, dataloader_num_workers=0)
+    return Trainer(model=model, args=args, train_dataset=data)
+
+
+@pytest.mark.parametrize("how", ["attach", "add_callback"])
+def test_hf_callback_adds_metrics_next_to_the_trainers_own(tmp_path, how):
+    from pyprof.session.integrations.hf import PyprofHFCallback
+
+    trainer = _tiny_gpt2_trainer(tmp_path)
+    cb = PyprofHFCallback(log_every_n_steps=2, peak=1e12, **PROFILE_KW)
+    if how == "attach":
+        cb.attach(trainer)
+    else:
+        trainer.add_callback(cb)
+    trainer.train()
+    step_logs = [h for h in trainer.state.log_history if "train_runtime" not in h]
+    # logging_steps=2, max_steps=4: the Trainer logs at steps 2 and 4, each with its own loss, grad_norm and lr ...
+    assert [h["step"] for h in step_logs] == [2, 4]
+    for h in step_logs:
+        assert {"loss", "grad_norm", "learning_rate"} <= set(h), h
+        # ... and pyprof's metrics are in the same entries, beside them (this failed both ways before)
+        assert {"pyprof/mfu", "pyprof/tflops_per_s", "pyprof/utilization"} <= set(h), h
+    assert len(cb.logged) == 2
+
+
+def test_hf_callback_logs_on_its_own_when_the_trainer_does_not(tmp_path):
+    from pyprof.session.integrations.hf import PyprofHFCallback
+
+    trainer = _tiny_gpt2_trainer(tmp_path, logging_steps=4)  # the Trainer logs at step 4 only
+    PyprofHFCallback(log_every_n_steps=2, peak=1e12, **PROFILE_KW).attach(trainer)
+    trainer.train()
+    hist = [h for h in trainer.state.log_history if "train_runtime" not in h]
+    # pyprof at step 2 in an entry of its own (through trainer.log); at step 4 with the Trainer's loss
+    assert [h["step"] for h in hist] == [2, 4]
+    assert "loss" not in hist[0] and "pyprof/mfu" in hist[0]
+    assert {"loss", "grad_norm", "learning_rate", "pyprof/mfu"} <= set(hist[1])

@@ -3,7 +3,8 @@
 Needs ``lightning`` (or ``pytorch_lightning``) >= 2.0, imported when this module is. A profile step ends at each
 optimizer step (Lightning's ``trainer.global_step`` moving), so ``accumulate_grad_batches`` is handled. Metrics
 (``pyprof/mfu``, ``pyprof/tflops_per_s``, ``pyprof/utilization``) go to every logger in ``trainer.loggers`` every
-``log_every_n_steps`` optimizer steps (default: the trainer's own ``log_every_n_steps``).
+``log_every_n_steps`` optimizer steps (default: the trainer's own ``log_every_n_steps``), at the step index Lightning
+gives its own metrics for the same optimizer step.
 """
 
 from __future__ import annotations
@@ -83,11 +84,25 @@ class PyprofCallback(_Callback):
             m = d.metrics()
             if m:
                 self.logged.append(m)
-                for lg in getattr(trainer, "loggers", None) or []:
-                    try:
-                        lg.log_metrics(m, step=int(trainer.global_step))
-                    except Exception:  # a logger's failure is the logger's business, not the training run's
-                        pass
+                self._log(trainer, pl_module, m)
+
+    def _log(self, trainer: Any, pl_module: Any, m: dict[str, float]) -> None:
+        """Send pyprof's metrics to every logger at the step index Lightning gives its own metrics for this step.
+
+        Lightning logs a step's metrics at its count of optimizer steps taken *before* it
+        (``fit_loop.epoch_loop._batches_that_stepped``, which is ``trainer.global_step - 1`` here, in
+        ``on_train_batch_end``); logging at ``trainer.global_step`` put pyprof's metrics one step after the Trainer's.
+        ``LightningModule.log_dict`` would merge them into Lightning's own entry, but with gradient accumulation
+        Lightning re-sends a step metric at its next logging step, so a stale figure would appear twice.
+        """
+        loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+        step = getattr(loop, "_batches_that_stepped", None)
+        step = int(step) if isinstance(step, int) else max(0, int(trainer.global_step) - 1)
+        for lg in getattr(trainer, "loggers", None) or []:
+            try:
+                lg.log_metrics(m, step=step)
+            except Exception:  # a logger's failure is the logger's business, not the training run's
+                pass
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self._finish(trainer, None)
