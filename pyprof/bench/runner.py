@@ -223,7 +223,7 @@ def _trace_one_step(prep: Any, device: str, res: WorkloadResult, tables: list) -
         from pyprof.report.trace import aggregate, table_from_torch_profiler
 
         acts = [tp.ProfilerActivity.CPU] + ([tp.ProfilerActivity.CUDA] if device != "cpu" else [])
-        with tp.profile(activities=acts) as p:
+        with tp.profile(activities=acts, with_flops=True) as p:  # FLOPs per op in the trace
             prep.step()
         table = table_from_torch_profiler(p)
         agg = aggregate(table)
