@@ -242,11 +242,11 @@ def learning_curves(curves: list[dict[str, Any]]) -> str | None:
 
 
 def _legend_below(ax: Any, ncol: int = 3) -> None:
-    """Legend under the axes, outside the data: inside, it covered bars and points."""
+    """Legend outside the data, to the right of the axes: inside, it covered bars and points; below, it collided
+    with the x label on short figures. ``bbox_inches="tight"`` widens the SVG to hold it. ``ncol`` is unused."""
     h, _ = ax.get_legend_handles_labels()
     if h:
-        ax.legend(fontsize=8, ncol=min(ncol, len(h)), loc="upper center", bbox_to_anchor=(0.5, -0.18),
-                  frameon=False)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
 def _integer_ticks(ax: Any) -> None:
