@@ -131,6 +131,7 @@ class ProfileResult:
     partial_reason: str | None = None
     notes: list[str] = field(default_factory=list)
     gpu: dict[str, Any] | None = None     # GPU section: sources' status, totals, per-precision utilization, kernels
+    learning_curves: list[dict[str, Any]] = field(default_factory=list)  # LearningCurve.to_dict() per logged metric
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +159,7 @@ class ProfileResult:
             partial_reason=d.get("partial_reason"),
             notes=d.get("notes", []),
             gpu=d.get("gpu"),
+            learning_curves=d.get("learning_curves") or [],
         )
 
 

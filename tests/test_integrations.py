@@ -156,6 +156,9 @@ def test_lightning_callback(tmp_path):
     assert own_steps == [0, 1, 2, 3]
     assert [s for s, _ in pyprof_logs] == [1, 3]
     assert {"pyprof/mfu", "pyprof/tflops_per_s", "pyprof/utilization"} <= set(pyprof_logs[0][1])
+    # the run logged train_loss: its learning curve is in the report, one point per pyprof log (steps 2 and 4)
+    curves = {c["name"]: c for c in r.learning_curves}
+    assert len(curves["train_loss"]["points"]) == 2 and curves["train_loss"]["higher_is_better"] is False
 
 
 def test_hf_callback(tmp_path):
@@ -238,3 +241,25 @@ def test_hf_callback_logs_on_its_own_when_the_trainer_does_not(tmp_path):
     assert [h["step"] for h in hist] == [2, 4]
     assert "loss" not in hist[0] and "pyprof/mfu" in hist[0]
     assert {"loss", "grad_norm", "learning_rate", "pyprof/mfu"} <= set(hist[1])
+
+
+def test_hf_run_report_has_the_learning_curve_of_the_logged_loss(tmp_path):
+    from pyprof.report import read_report
+    from pyprof.session.integrations.hf import PyprofHFCallback
+
+    trainer = _tiny_gpt2_trainer(tmp_path)
+    PyprofHFCallback(output_dir=tmp_path / "rep", log_every_n_steps=2, peak=1e12, **PROFILE_KW).attach(trainer)
+    trainer.train()
+    r = read_report(tmp_path / "rep" / "report.json")
+    curves = {c["name"]: c for c in r.learning_curves}
+    # the Trainer logged loss at steps 2 and 4: two points, FLOPs after 2 and 4 steps (the second twice the first,
+    # every step having the same shapes), loss lower-is-better
+    loss = curves["loss"]
+    assert [p["metric"] for p in loss["points"]] == [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    f = [p["flops"] for p in loss["points"]]
+    assert len(f) == 2 and f[1] == pytest.approx(2 * f[0])
+    assert loss["higher_is_better"] is False
+    assert "learning_rate" not in curves and "grad_norm" not in curves
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Learning curves" in html
+    assert "## Learning curve: loss" in (tmp_path / "rep" / "report.md").read_text()

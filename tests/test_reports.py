@@ -237,7 +237,7 @@ def test_markdown_learning_curve_section(result):
     try:
         md = render_markdown(result)
     finally:
-        del result.learning_curves
+        result.learning_curves = []
     # 8.64e19 FLOP = 1 pfs-day; 1.728e20 FLOP = 2 pfs-days
     assert "## Learning curve: mlp (accuracy against training FLOPs)" in md
     assert "| 86.4 EFLOP | 1 | 0.5 | n/a |" in md and "| 173 EFLOP | 2 | 0.75 | n/a |" in md

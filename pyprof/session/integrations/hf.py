@@ -109,6 +109,9 @@ class PyprofHFCallback(_TrainerCallback):
         ``Trainer.log`` appends a *copy* of ``logs`` (plus ``step``) to ``state.log_history`` before callbacks run,
         so updating ``logs`` alone never reaches ``log_history``: the last entry is updated too when it is that copy.
         """
+        if logs is not None and self.driver is not None and self.driver.active and \
+                not any(k.startswith("pyprof/") for k in logs):
+            self.driver.log_trainer_metrics(dict(logs), getattr(state, "epoch", None))  # learning curves
         if not self._pending or logs is None:
             return
         pending, self._pending = self._pending, {}

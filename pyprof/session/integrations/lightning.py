@@ -85,6 +85,12 @@ class PyprofCallback(_Callback):
             if m:
                 self.logged.append(m)
                 self._log(trainer, pl_module, m)
+            d.log_trainer_metrics(_scalars(trainer), _epoch(trainer))  # learning curves of what the run logs
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        d = self.driver
+        if d is not None and d.active and not getattr(trainer, "sanity_checking", False):
+            d.log_trainer_metrics(_scalars(trainer), _epoch(trainer))
 
     def _log(self, trainer: Any, pl_module: Any, m: dict[str, float]) -> None:
         """Send pyprof's metrics to every logger at the step index Lightning gives its own metrics for this step.
@@ -123,6 +129,23 @@ class PyprofCallback(_Callback):
                 import warnings
 
                 warnings.warn(f"pyprof: gathering the job report failed: {e!r}", RuntimeWarning, stacklevel=2)
+
+
+def _scalars(trainer: Any) -> dict[str, float]:
+    """The trainer's current logged scalars (``trainer.callback_metrics``), pyprof's own left out."""
+    out: dict[str, float] = {}
+    for k, v in (getattr(trainer, "callback_metrics", None) or {}).items():
+        try:
+            if getattr(v, "numel", lambda: 1)() == 1 and not str(k).startswith("pyprof/"):
+                out[str(k)] = float(v)
+        except Exception:  # a metric that is not a scalar is not a point on a curve
+            continue
+    return out
+
+
+def _epoch(trainer: Any) -> float | None:
+    e = getattr(trainer, "current_epoch", None)
+    return float(e) if isinstance(e, int) else None
 
 
 def _safe_batch_size(batch: Any) -> int | None:
