@@ -11,7 +11,13 @@ import json
 import numpy as np
 import pytest
 
-from pyprof.report.trace import KernelTable, merge_tables, profile_trace, write_chrome_trace, write_profile_trace
+from pyprof.report.trace import (
+    KernelTable,
+    merge_tables,
+    profile_trace,
+    write_chrome_trace,
+    write_profile_trace,
+)
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema validates the trace format (pip install jsonschema)")
 
@@ -109,7 +115,8 @@ def test_a_real_profile_trace_file_is_valid(tmp_path):
 
     r = run_example("mlp", batch=4, steps=3, warmup=1, measure_peak=False)
     p = write_profile_trace(r.to_dict(), tmp_path / "trace.json.gz")
-    t = json.loads(gzip.open(p, "rt").read())
+    with gzip.open(p, "rt") as f:
+        t = json.load(f)
     ev = check_trace(t)
     assert any(e["cat"] == "op" and e["name"] == "aten.mm" and e["args"]["flops"] > 0 for e in ev["X"])
     assert any(e["name"] == "utilization" for e in ev["C"])
@@ -119,7 +126,8 @@ def test_bench_trace_has_thread_names_and_validates(tmp_path):
     t = KernelTable.from_rows([("aten::mm", 0, 1000, 2e6, 7), ("aten::relu", 1000, 1500, 0.0, 7)])
     merged = merge_tables([("MLP", t), ("CNN", t)])
     write_chrome_trace(merged, tmp_path / "b.json.gz", process_name="pyprof bench")
-    ev = check_trace(json.loads(gzip.open(tmp_path / "b.json.gz", "rt").read()))
+    with gzip.open(tmp_path / "b.json.gz", "rt") as f:
+        ev = check_trace(json.load(f))
     names = sorted(e["args"]["name"] for e in ev["M"] if e["name"] == "thread_name")
     assert names == ["CNN", "MLP"]
     assert [e["args"]["flops"] for e in ev["X"] if e["name"] == "MLP: aten::mm"] == [2e6]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyprof.constants import PFS_DAY_FLOP
 from pyprof.records import ProfileResult
 from pyprof.report.format import num, pct, si
@@ -199,16 +201,17 @@ def module_tree(flop_counts: list[dict]) -> list[dict]:
     """
     agg = module_flops(flop_counts)
     total = agg.get("Global") or max(agg.values(), default=0.0) or 1.0
-    nodes = {p: {"name": p.rsplit(".", 1)[-1], "path": p, "flops": f, "share": f / total, "children": []}
-             for p, f in agg.items()}
-    roots = []
+    nodes: dict[str, dict[str, Any]] = {
+        p: {"name": p.rsplit(".", 1)[-1], "path": p, "flops": f, "share": f / total, "children": []}
+        for p, f in agg.items()}
+    roots: list[dict[str, Any]] = []
     for p, n in nodes.items():
         q = _parent(p)
         while q is not None and q not in nodes:
             q = _parent(q)
         (nodes[q]["children"] if q is not None else roots).append(n)
 
-    def sort(ns: list[dict]) -> list[dict]:
+    def sort(ns: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ns.sort(key=lambda n: -n["flops"])
         for n in ns:
             sort(n["children"])

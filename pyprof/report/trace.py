@@ -250,7 +250,8 @@ def merge_tables(tables: list[tuple[str, KernelTable]]) -> KernelTable:
         offset += int(t.end_ns.max()) - t0 + 1_000_000
     names = list(index)
     if not cols["name_id"]:
-        return KernelTable([], *(np.empty(0, dt) for dt in (np.int32, np.int64, np.int64, np.float64, np.int8, np.int32)))
+        return KernelTable([], np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64),
+                           np.empty(0, np.float64), np.empty(0, np.int8), np.empty(0, np.int32))
     cat = {k: np.concatenate(v) for k, v in cols.items()}
     return KernelTable(names, cat["name_id"], cat["start"], cat["end"], cat["flops"], cat["cls"], cat["tid"],
                        thread_names={k: label for k, (label, _t) in enumerate(tables)})

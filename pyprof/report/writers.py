@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from pyprof.records import ProfileResult
@@ -13,7 +14,9 @@ from pyprof.report.markdown import render_markdown
 
 
 def _render_html(result: ProfileResult) -> str:
-    from pyprof.report.html import render_profile_html  # jinja2 + matplotlib load only when HTML is asked for
+    from pyprof.report.html import (
+        render_profile_html,  # jinja2 + matplotlib load only when HTML is asked for
+    )
 
     return render_profile_html(result)
 
@@ -24,8 +27,12 @@ def _write_trace(result: ProfileResult, path: Path) -> Path:
     return write_profile_trace(result.to_dict(), path)
 
 
-FORMATS = {"json": ("report.json", to_json), "md": ("report.md", render_markdown), "html": ("report.html", _render_html),
-           "trace": ("trace.json.gz", None)}
+FORMATS: dict[str, tuple[str, Callable[[ProfileResult], str] | None]] = {
+    "json": ("report.json", to_json),
+    "md": ("report.md", render_markdown),
+    "html": ("report.html", _render_html),
+    "trace": ("trace.json.gz", None),  # gzip JSON, written by pyprof.report.trace.write_profile_trace
+}
 
 #: What a profile writes when the caller names no formats: everything a reader opens (the JSON is the data, the
 #: Markdown and HTML pages read it, the trace opens in ui.perfetto.dev).
@@ -58,7 +65,7 @@ def write_reports(result: ProfileResult, out_dir: str | os.PathLike,
     for fmt in fmts:
         name, render = FORMATS[fmt]
         try:
-            if fmt == "trace":
+            if render is None:  # the trace: gzip, written by its own writer
                 paths.append(_write_trace(result, out / name))
             else:
                 paths.append(atomic_write_text(out / name, render(result)))
