@@ -100,6 +100,8 @@ def _peaks(device: str) -> tuple[dict[str, Any], list[str]]:
                              "median_flops_per_s": p.measured_median_flops_per_s,
                              "source": f"pyprof FMA-chain microkernel ({p.isa}, {p.threads} threads, best of "
                                        f"{len(p.runs_flops_per_s)})"}
+        if p.crosscheck_note:  # the FLOP/cycle table and the measurement disagree by more than 1.5x
+            notes.append(p.crosscheck_note)
         return peaks, notes
     import torch
 

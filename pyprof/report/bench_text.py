@@ -129,4 +129,6 @@ def render_bench_terminal(d: dict[str, Any], width: int | None = None) -> str:
     con.print(t)
     for line in not_run:
         con.print(escape(line), overflow="ellipsis", no_wrap=True, crop=True)
+    for name, said in ef_sentences(d):  # the error factor in plain words, wrapped between words
+        con.print(escape(f"{name}: {said}."))
     return buf.getvalue()
