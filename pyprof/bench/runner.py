@@ -406,7 +406,7 @@ def run_suite(opts: Options, progress: bool = True) -> BenchReport:
         for w in workloads:
             bar.label(w.name)
             results.append(_run_workload(w, opts, device, peaks, assumed, tables))
-            if sampler is not None:
+            if sampler is not None and results[-1].status == "ok":  # a skipped workload took no time
                 sampler.sample(f"after {w.id}")
             bar.advance()
         if want_cupy:

@@ -123,6 +123,8 @@ def render_bench_terminal(d: dict[str, Any], width: int | None = None) -> str:
         if wl["status"] != "ok":
             not_run.append(f"{wl['status']}: {wl['name']}: {wl.get('reason') or ''}")
             continue
+        if narrow and wl.get("error_factor") is not None:  # "11.64x (overestimate)" wraps; "11.6x over" does not
+            row = [*row[:6], f"{wl['error_factor']:.3g}x {(wl.get('error_direction') or '')[:5]}".rstrip()]
         t.add_row(*(escape(row[i]) for _l, _s, i, _k in cols))  # names are untrusted text, not rich markup
     buf = io.StringIO()
     con = Console(file=buf, width=w, force_terminal=False, color_system=None)
