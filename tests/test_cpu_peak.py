@@ -144,3 +144,13 @@ def test_bench_restates_utilization_against_the_robust_peak():
     assert peaks["measured"]["flops_per_s"] == 232e9
     # error factor: 0.4966 / 0.17 = 2.92 (the assumption underestimates)
     assert w.error_factor_vs_measured == pytest.approx((115.2 / 232) / 0.17)
+
+
+def test_database_cpu_rows_agree_with_the_microarchitecture_table():
+    from pyprof.peaks.database import flop_per_cycle
+
+    # EPYC 7763 (Milan, family 19h model 01h, Zen 3) is priced in the database with avx2 x 2 FMA units = 32
+    assert lookup("amd", 0x19, 0x01, "avx2").flop_per_cycle == flop_per_cycle("avx2", "fp32") == 32
+    # Xeon Platinum 8380 (Ice Lake-SP, 6Ah) and 8480+ (Sapphire Rapids, 8Fh): avx512 x 2 units = 64
+    for model, name in ((0x6A, "Intel(R) Xeon(R) Platinum 8380"), (0x8F, "Intel(R) Xeon(R) Platinum 8480+")):
+        assert lookup("intel", 6, model, "avx512", "fp32", name).flop_per_cycle == flop_per_cycle("avx512", "fp32")

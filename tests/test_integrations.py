@@ -263,3 +263,27 @@ def test_hf_run_report_has_the_learning_curve_of_the_logged_loss(tmp_path):
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Learning curves" in html
     assert "## Learning curve: loss" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_hf_attach_reaches_report_to_integrations_with_the_trainers_loss(tmp_path):
+    from transformers import TrainerCallback
+
+    from pyprof.session.integrations.hf import PyprofHFCallback
+
+    class Integration(TrainerCallback):
+        """Stands for a report_to logger (wandb, tensorboard): added before pyprof, it reads the logs in on_log."""
+
+        def __init__(self):
+            self.seen = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.seen.append(dict(logs or {}))
+
+    trainer = _tiny_gpt2_trainer(tmp_path)
+    integ = Integration()
+    trainer.add_callback(integ)
+    PyprofHFCallback(log_every_n_steps=2, peak=1e12, **PROFILE_KW).attach(trainer)
+    trainer.train()
+    step_logs = [s for s in integ.seen if "loss" in s]
+    # two Trainer logs (steps 2 and 4), each carrying the loss and pyprof's metrics to the integration
+    assert len(step_logs) == 2 and all("pyprof/mfu" in s for s in step_logs)
