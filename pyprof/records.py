@@ -525,6 +525,7 @@ class ProfileResult:
     partial_reason: str | None = None
     notes: list[str] = field(default_factory=list)
     gpu: GpuRun | None = None             # GPU section: sources' status, totals, per-precision utilization, kernels
+    learning_curves: list[dict[str, Any]] = field(default_factory=list)  # LearningCurve.to_dict() per logged metric
 
     def to_dict(self) -> dict[str, Any]:
         # steps and the GPU section serialize themselves (they leave unmeasured GPU fields out); converting them
@@ -557,6 +558,7 @@ class ProfileResult:
             partial_reason=d.get("partial_reason"),
             notes=d.get("notes", []),
             gpu=GpuRun.from_dict(d["gpu"]) if d.get("gpu") is not None else None,
+            learning_curves=d.get("learning_curves") or [],
         )
 
 

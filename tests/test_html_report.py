@@ -113,3 +113,56 @@ def test_profile_report_renders():
     r = run_example("mlp", batch=8, steps=3, warmup=1, measure_peak=False)
     html = render_profile_html(r)
     assert "example-mlp" in html and "<svg" in html and "aten.mm" in html
+
+
+# --- issue 14, item 3: what a reader stumbles on
+
+
+def test_a_long_peak_note_is_a_footnote_not_a_paragraph_in_every_row():
+    from pyprof.report.bench_schema import MicroResult
+
+    d = sample_report()
+    long = ("measured FP32 peak (no bf16 peak kernel: AMX / AVX512-BF16 units can exceed it, so utilization above 1 "
+            "is possible)")
+    d["microbenchmarks"] = [MicroResult(id=f"gemm/bf16/{n}", family="gemm", name="GEMM", dtype="bf16", shape=str(n),
+                                        peak_kind=long).__dict__ for n in (64, 128, 256)]
+    for m in d["microbenchmarks"]:
+        m["status"] = "ok"
+    html = render_bench_html(d, with_plots=False)
+    # three bf16 rows: the short label three times, the long note once, as footnote 1
+    assert html.count("no bf16 peak kernel") == 1
+    assert html.count(">measured FP32 peak<sup>") == 3 and 'id="peak-note-1"' in html
+
+
+def test_identical_workload_notes_are_listed_once():
+    d = sample_report()
+    for w in d["workloads"]:
+        w["notes"] = ["the same long note"]
+    html = render_bench_html(d, with_plots=False)
+    assert html.count("the same long note") == 1
+
+
+def test_steps_plot_breaks_the_line_at_unrecorded_steps():
+    import math
+
+    from pyprof.report.plots import _gapped
+
+    xs, ys = _gapped([1, 2, 5, 6], [1.0, 2.0, 5.0, 6.0])
+    # a NaN between steps 2 and 5 (at 3.5) so matplotlib lifts the pen there; no NaN between 1-2 and 5-6
+    assert xs == [1, 2, 3.5, 5, 6]
+    assert [math.isnan(y) for y in ys] == [False, False, True, False, False]
+
+
+def test_profile_html_has_a_legend_per_panel_and_learning_curves():
+    from pyprof.accounting.efficiency import LearningCurve
+    from pyprof.bench.examples import run_example
+
+    r = run_example("mlp", batch=4, steps=3, warmup=1, measure_peak=False)
+    c = LearningCurve("mlp", metric_name="loss", higher_is_better=False)
+    c.log(1e9, 2.0)
+    c.log(2e9, 1.5)
+    r.learning_curves = [c.to_dict()]
+    html = render_profile_html(r)
+    assert 'id="fig-curves"' in html and 'id="fig-steps"' in html
+    # two step panels, each with its legend (the twin-axis plot had none), and the learning-curve plot with one
+    assert len(re.findall(r'id="legend_\d+"', html)) >= 3

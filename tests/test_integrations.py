@@ -131,7 +131,9 @@ def test_lightning_callback(tmp_path):
 
         def training_step(self, batch, batch_idx):
             x, y = batch
-            return nn.functional.cross_entropy(self.net(x), y)
+            loss = nn.functional.cross_entropy(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.01)
@@ -148,8 +150,15 @@ def test_lightning_callback(tmp_path):
     assert r.totals.steps == 4  # 4 optimizer steps from 8 micro-batches
     assert [s.analytic_flops for s in r.steps] == [2 * FLOPS_PER_MICROBATCH] * 4  # 192,512
     pyprof_logs = [(s, m) for s, m in logger.metrics if "pyprof/mfu" in m]
-    assert [s for s, _ in pyprof_logs] == [2, 4]
-    assert set(pyprof_logs[0][1]) == {"pyprof/mfu", "pyprof/tflops_per_s", "pyprof/utilization"}
+    own_steps = [s for s, m in logger.metrics if "train_loss" in m]
+    # Lightning logs its own metrics after optimizer steps 1..4 at its step index 0..3 (the count of steps before);
+    # pyprof logs after optimizer steps 2 and 4, so at Lightning's indices 1 and 3 (it logged at 2 and 4 before)
+    assert own_steps == [0, 1, 2, 3]
+    assert [s for s, _ in pyprof_logs] == [1, 3]
+    assert {"pyprof/mfu", "pyprof/tflops_per_s", "pyprof/utilization"} <= set(pyprof_logs[0][1])
+    # the run logged train_loss: its learning curve is in the report, one point per pyprof log (steps 2 and 4)
+    curves = {c["name"]: c for c in r.learning_curves}
+    assert len(curves["train_loss"]["points"]) == 2 and curves["train_loss"]["higher_is_better"] is False
 
 
 def test_hf_callback(tmp_path):
@@ -182,3 +191,99 @@ def test_hf_callback(tmp_path):
     assert [s.examples for s in r.steps] == [16] * 4
     logged = [h for h in trainer.state.log_history if "pyprof/mfu" in h]
     assert [h["step"] for h in logged] == [2, 4] and len(cb.logged) == 2
+
+
+def _tiny_gpt2_trainer(tmp_path, logging_steps=2):
+    """A 1-layer GPT-2 built from a config (no hub download) in a transformers Trainer, 4 steps, logging every 2."""
+    pytest.importorskip("transformers", reason="transformers not installed (`pip install transformers accelerate`)")
+    pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (`pip install accelerate`)")
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=32, n_positions=8))
+    ids = torch.randint(0, 32, (32, 8))
+    data = [{"input_ids": ids[i], "labels": ids[i]} for i in range(len(ids))]
+    args = TrainingArguments(output_dir=str(tmp_path / "hf"), max_steps=4, per_device_train_batch_size=4,
+                             logging_steps=logging_steps, report_to=[], use_cpu=True, save_strategy="no",
+                             disable_tqdm=True, dataloader_num_workers=0)
+    return Trainer(model=model, args=args, train_dataset=data)
+
+
+@pytest.mark.parametrize("how", ["attach", "add_callback"])
+def test_hf_callback_adds_metrics_next_to_the_trainers_own(tmp_path, how):
+    from pyprof.session.integrations.hf import PyprofHFCallback
+
+    trainer = _tiny_gpt2_trainer(tmp_path)
+    cb = PyprofHFCallback(log_every_n_steps=2, peak=1e12, **PROFILE_KW)
+    if how == "attach":
+        cb.attach(trainer)
+    else:
+        trainer.add_callback(cb)
+    trainer.train()
+    step_logs = [h for h in trainer.state.log_history if "train_runtime" not in h]
+    # logging_steps=2, max_steps=4: the Trainer logs at steps 2 and 4, each with its own loss, grad_norm and lr ...
+    assert [h["step"] for h in step_logs] == [2, 4]
+    for h in step_logs:
+        assert {"loss", "grad_norm", "learning_rate"} <= set(h), h
+        # ... and pyprof's metrics are in the same entries, beside them (this failed both ways before)
+        assert {"pyprof/mfu", "pyprof/tflops_per_s", "pyprof/utilization"} <= set(h), h
+    assert len(cb.logged) == 2
+
+
+def test_hf_callback_logs_on_its_own_when_the_trainer_does_not(tmp_path):
+    from pyprof.session.integrations.hf import PyprofHFCallback
+
+    trainer = _tiny_gpt2_trainer(tmp_path, logging_steps=4)  # the Trainer logs at step 4 only
+    PyprofHFCallback(log_every_n_steps=2, peak=1e12, **PROFILE_KW).attach(trainer)
+    trainer.train()
+    hist = [h for h in trainer.state.log_history if "train_runtime" not in h]
+    # pyprof at step 2 in an entry of its own (through trainer.log); at step 4 with the Trainer's loss
+    assert [h["step"] for h in hist] == [2, 4]
+    assert "loss" not in hist[0] and "pyprof/mfu" in hist[0]
+    assert {"loss", "grad_norm", "learning_rate", "pyprof/mfu"} <= set(hist[1])
+
+
+def test_hf_run_report_has_the_learning_curve_of_the_logged_loss(tmp_path):
+    from pyprof.report import read_report
+    from pyprof.session.integrations.hf import PyprofHFCallback
+
+    trainer = _tiny_gpt2_trainer(tmp_path)
+    PyprofHFCallback(output_dir=tmp_path / "rep", log_every_n_steps=2, peak=1e12, **PROFILE_KW).attach(trainer)
+    trainer.train()
+    r = read_report(tmp_path / "rep" / "report.json")
+    curves = {c["name"]: c for c in r.learning_curves}
+    # the Trainer logged loss at steps 2 and 4: two points, FLOPs after 2 and 4 steps (the second twice the first,
+    # every step having the same shapes), loss lower-is-better
+    loss = curves["loss"]
+    assert [p["metric"] for p in loss["points"]] == [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    f = [p["flops"] for p in loss["points"]]
+    assert len(f) == 2 and f[1] == pytest.approx(2 * f[0])
+    assert loss["higher_is_better"] is False
+    assert "learning_rate" not in curves and "grad_norm" not in curves
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Learning curves" in html
+    assert "## Learning curve: loss" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_hf_attach_reaches_report_to_integrations_with_the_trainers_loss(tmp_path):
+    from transformers import TrainerCallback
+
+    from pyprof.session.integrations.hf import PyprofHFCallback
+
+    class Integration(TrainerCallback):
+        """Stands for a report_to logger (wandb, tensorboard): added before pyprof, it reads the logs in on_log."""
+
+        def __init__(self):
+            self.seen = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.seen.append(dict(logs or {}))
+
+    trainer = _tiny_gpt2_trainer(tmp_path)
+    integ = Integration()
+    trainer.add_callback(integ)
+    PyprofHFCallback(log_every_n_steps=2, peak=1e12, **PROFILE_KW).attach(trainer)
+    trainer.train()
+    step_logs = [s for s in integ.seen if "loss" in s]
+    # two Trainer logs (steps 2 and 4), each carrying the loss and pyprof's metrics to the integration
+    assert len(step_logs) == 2 and all("pyprof/mfu" in s for s in step_logs)

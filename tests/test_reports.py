@@ -289,3 +289,108 @@ def test_malformed_bench_report_names_the_field(tmp_path):
     d["notes"] = None
     with pytest.raises(ReportError, match="'notes' is None, expected a list"):
         read_bench_report(_write(tmp_path, d))
+
+
+# --- issue 14: complete reports in every format, sized to the terminal
+
+
+def test_error_factor_in_plain_words():
+    from pyprof.report.rows import error_factor_sentence
+
+    # assumed 17%, measured 17% / 3.5 = 4.86%: the assumption is 3.5x too high, so Method 2 overstates 3.5x
+    assert error_factor_sentence(0.17, 3.5, "overestimate") == (
+        "the 17% assumption overestimates this run's utilization 3.5x, so a Method 2 estimate from this hardware "
+        "time would overstate the compute 3.5x")
+    # assumed 33%, measured 66%: 2x too low -> understate
+    assert "underestimates this run's utilization 2x" in error_factor_sentence(0.33, 2.0, "underestimate")
+    assert "understate the compute 2x" in error_factor_sentence(0.33, 2.0, "underestimate")
+    # 141.7 is written 142, not 1.4e+02
+    assert "142x" in error_factor_sentence(0.17, 141.7, "overestimate")
+    assert error_factor_sentence(None, 2.0, "overestimate") is None
+
+
+def test_every_format_has_every_summary_line_and_the_module_table(result):
+    from pyprof.report.html import render_profile_html
+    from pyprof.report.rows import summary_rows, top_modules
+
+    md = render_markdown(result)
+    html = render_profile_html(result, with_plots=False)
+    term = render_terminal(result, width=200)
+    for _sec, label, _v in summary_rows(result):
+        esc = label.replace("&", "&amp;").replace('"', "&#34;").replace("<", "&lt;")
+        assert label in md and esc in html and label in term, label
+    # Method 1 / Method 2 projection in pfs-days, HFU, hardware-FLOPs reason: in the HTML too (issue 14, 2)
+    for needle in ("pfs-days", "HFU", "Method 1 (forward x 3)", "hardware FLOPs", "what the error factor compares"):
+        assert needle in html, needle
+    mods = top_modules(result.flop_counts)
+    assert mods, "the MLP has modules"
+    assert "## FLOPs by module" in md and f"`{mods[0][0]}`" in md
+    assert 'id="modules"' in html and "<details" in html
+    assert "top" in term and mods[0][0] in term
+    assert 'id="uncounted"' in html  # the ledger of ops without a formula
+
+
+@pytest.mark.parametrize("width", [80, 100, 132])
+def test_terminal_tables_fit_the_width_without_breaking_words(result, width):
+    from pyprof.report.rows import summary_rows
+
+    out = render_terminal(result, width=width)
+    assert max(len(line) for line in out.splitlines()) <= width
+    # every ordinary word of the values is still whole somewhere: a mid-word wrap would split it
+    flat = " ".join(out.replace("│", " ").split())
+    words = {w for _s, _k, v in summary_rows(result) for w in v.split() if w.isalpha() and 3 < len(w) <= 18}
+    assert words
+    assert [w for w in words if w not in flat] == []
+
+
+def test_terminal_width_comes_from_the_terminal(result, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "90")
+    out = render_terminal(result)
+    assert max(len(line) for line in out.splitlines()) <= 90
+
+
+def test_bench_terminal_at_80_columns_and_skipped_rows_on_one_line():
+    from pyprof.report.bench_text import render_bench_terminal
+    from tests.test_html_report import sample_report
+
+    d = sample_report()
+    d["workloads"][1]["reason"] = "torchvision is not installed: " + "pip install torchvision " * 8
+    out = render_bench_terminal(d, width=80)
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    skipped = [line for line in lines if "VGG-11" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("skipped: VGG-11") and skipped[0].endswith("…")
+    assert "util/spec" in out and "3.31x over" in out  # abbreviated header, the error factor kept on one line
+    wide = render_bench_terminal(d, width=160)
+    assert "util vs spec/theoretical" in wide and "178 GFLOP/s" in wide
+
+
+def test_write_reports_default_is_every_format(result, tmp_path):
+    import gzip
+
+    from pyprof.report import write_reports
+    from pyprof.report.writers import DEFAULT_FORMATS
+
+    assert DEFAULT_FORMATS == ("json", "md", "html", "trace")
+    paths = write_reports(result, tmp_path)
+    assert sorted(p.name for p in paths) == ["report.html", "report.json", "report.md", "trace.json.gz"]
+    trace = json.loads(gzip.open(tmp_path / "trace.json.gz", "rt").read())
+    assert any(e["ph"] == "X" and e["name"].startswith("step ") for e in trace["traceEvents"])
+    with pytest.raises(ValueError, match="unknown"):
+        write_reports(result, tmp_path, ("json", "pdf"))
+
+
+def test_markdown_learning_curve_section(result):
+    from pyprof.accounting.efficiency import LearningCurve
+
+    c = LearningCurve("mlp", metric_name="accuracy")
+    c.log(8.64e19, 0.5)
+    c.log(2 * 8.64e19, 0.75)
+    result.learning_curves = [c.to_dict()]
+    try:
+        md = render_markdown(result)
+    finally:
+        result.learning_curves = []
+    # 8.64e19 FLOP = 1 pfs-day; 1.728e20 FLOP = 2 pfs-days
+    assert "## Learning curve: mlp (accuracy against training FLOPs)" in md
+    assert "| 86.4 EFLOP | 1 | 0.5 | n/a |" in md and "| 173 EFLOP | 2 | 0.75 | n/a |" in md

@@ -446,7 +446,9 @@ def flop_per_cycle(isa: str, precision: str, fma_units: int = 2) -> int:
             ``"AVX2+FMA"`` works).
         precision: ``"fp32"`` or ``"fp64"``.
         fma_units: FMA units per core (or arithmetic ports, for ISAs without FMA). Most server cores have 2;
-            some AVX-512 parts (e.g. Xeon Silver/Bronze) have 1.
+            some AVX-512 parts (e.g. Xeon Silver/Bronze) have 1. This ISA rule does not know the core: Zen 4 runs
+            AVX-512 on 256-bit pipes (32 FP32 FLOP/cycle, not 64). For a real CPU use
+            :func:`pyprof.peaks.cpu.lookup` (vendor, family, model: a microarchitecture table with sources).
 
     Returns:
         FLOP per cycle per core.

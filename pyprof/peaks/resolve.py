@@ -157,6 +157,8 @@ def resolve(device: DeviceReport | None, precision: str, *, peak: str | float | 
             try:
                 p = cpu.measure_peak(cpu_prec)
                 cpu_peaks.setdefault("measured", {})[cpu_prec] = p.to_dict()
+                if getattr(p, "crosscheck_note", None):  # table vs measurement beyond 1.5x: the report says so
+                    notes.append(p.crosscheck_note)
                 if p.theoretical_at_observed_clock_flops_per_s:
                     extra.append(PeakReport(
                         p.theoretical_at_observed_clock_flops_per_s, "theoretical at observed clock", cpu_prec,

@@ -84,23 +84,75 @@ def render_bench_html(d: dict[str, Any], *, with_plots: bool = True) -> str:
         ("kernels", "Time by kernel class", lambda: plots.kernel_breakdown(d)),
         ("over_time", "Utilization over the timed steps", lambda: plots.utilization_over_steps(d)),
     ], with_plots)
-    return _env().get_template("bench.html.j2").render(d=d, figs=figs, plots_note=why, classes=KERNEL_CLASSES)
+    return _env().get_template("bench.html.j2").render(d=d, figs=figs, plots_note=why, classes=KERNEL_CLASSES,
+                                                       **bench_page_tables(d))
+
+
+def bench_page_tables(d: dict[str, Any]) -> dict[str, Any]:
+    """What the bench page shows once instead of in every row.
+
+    Returns:
+        ``peak_notes``: microbenchmark ``peak_kind`` -> (short label, footnote number or 0): a long note such as
+        "measured FP32 peak (no bf16 peak kernel: ...)" becomes "measured FP32 peak" plus one footnote, not a
+        paragraph in every bf16 row. ``workload_notes``: (note, [workload names]) with identical notes merged.
+        ``ef_sentences``: (workload, the error factor in plain words).
+    """
+    from pyprof.report.rows import error_factor_sentence
+
+    peak_notes: dict[str, tuple[str, int]] = {}
+    n = 0
+    for m in d.get("microbenchmarks") or []:
+        k = m.get("peak_kind") or ""
+        if k in peak_notes:
+            continue
+        short, _, rest = k.partition(" (")
+        if rest:
+            n += 1
+            peak_notes[k] = (short, n)
+        else:
+            peak_notes[k] = (k, 0)
+    merged: dict[str, list[str]] = {}
+    for w in d.get("workloads") or []:
+        for note in w.get("notes") or []:
+            if "Traceback" not in note:
+                merged.setdefault(note, []).append(w["name"])
+    ef = []
+    for w in d.get("workloads") or []:
+        said = error_factor_sentence(w.get("assumed_utilization", d.get("assumed_utilization")), w.get("error_factor"),
+                                     w.get("error_direction"), whose="this workload's")
+        if w.get("status") == "ok" and said:
+            ef.append((w["name"], said))
+    return {"peak_notes": peak_notes, "workload_notes": list(merged.items()), "ef_sentences": ef}
 
 
 def render_profile_html(result: Any, *, with_plots: bool = True) -> str:
-    """Render a ``pyprof.profile()`` result (a ProfileResult or its JSON dict) to one self-contained HTML page."""
-    d = result if isinstance(result, dict) else result.to_dict()
+    """Render a ``pyprof.profile()`` result (a ProfileResult or its JSON dict) to one self-contained HTML page.
+
+    The page has every line of report.md (the same :func:`pyprof.report.rows.summary_rows`: peaks with their
+    derivation, HFU, the Method 1 / Method 2 projection in pfs-days, the hardware-FLOPs source or the reason it is
+    missing, notes), the error factor in plain words, counted ops, a collapsible per-module FLOPs tree, the
+    uncounted-ops ledger, the steps, and learning curves when the run logged a metric (``learning_curves``).
+    """
+    from pyprof.records import ProfileResult
+    from pyprof.report import rows as R
+
+    if isinstance(result, dict):
+        d = result
+        r = ProfileResult.from_dict({k: v for k, v in d.items() if k != "kind"})
+    else:
+        r, d = result, result.to_dict()
     rec = d.get("reconciliation") or {}
     spec = next((p["flops_per_s"] for p in rec.get("peaks", []) if p["kind"] in ("spec", "theoretical")), None)
-    figs, why = _plots([("steps", "Steps", lambda: plots.profile_steps(d.get("steps", []), spec))], with_plots)
-    ops: dict[str, list[float]] = {}
-    for fc in d.get("flop_counts", []):
-        for name, op in fc.get("by_op", {}).items():
-            a = ops.setdefault(name, [0, 0])
-            a[0] += op.get("calls", 0)
-            a[1] += op.get("flops", 0)
-    top = sorted(ops.items(), key=lambda kv: -kv[1][1])[:15]
-    return _env().get_template("profile.html.j2").render(d=d, rec=rec, figs=figs, plots_note=why, top_ops=top)
+    curves = d.get("learning_curves") or []
+    figs, why = _plots([
+        ("steps", "Steps", lambda: plots.profile_steps(d.get("steps", []), spec)),
+        ("curves", "Learning curves (metric against training FLOPs)", lambda: plots.learning_curves(curves)),
+    ], with_plots)
+    ef = (R.error_factor_sentence(rec.get("assumed_utilization"), rec.get("error_factor"), rec.get("error_direction"))
+          if rec else None)
+    return _env().get_template("profile.html.j2").render(
+        d=d, rec=rec, figs=figs, plots_note=why, top_ops=R.top_ops(r, 15), uncounted=R.uncounted_ops(r, 30),
+        modules=R.module_tree(d.get("flop_counts") or []), rows=R.summary_rows(r), ef_sentence=ef)
 
 
 def render_any(path: str | os.PathLike, fmt: str = "html") -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pyprof.constants import PFS_DAY_FLOP
 from pyprof.records import ProfileResult
 from pyprof.report.escape import markdown as _esc
 from pyprof.report.escape import markdown_code as _code
 from pyprof.report.format import num, si
-from pyprof.report.rows import gpu_kernels, summary_rows, top_ops, uncounted_ops
+from pyprof.report.rows import gpu_kernels, summary_rows, top_modules, top_ops, uncounted_ops
 
 
 def render_markdown(r: ProfileResult) -> str:
@@ -26,6 +27,19 @@ def render_markdown(r: ProfileResult) -> str:
     if ops:
         out += ["", "## Counted ops (per distinct step signature)", "", "| op | calls | FLOPs | share |", "|---|---:|---:|---:|"]
         out += [f"| {_code(n)} | {c} | {si(f, 'FLOP')} | {100 * s:.1f}% |" for n, c, f, s in ops]
+    mods = top_modules(r.flop_counts, 15)
+    if mods:
+        out += ["", "## FLOPs by module (top 15, per distinct step signature)", "",
+                "| module | FLOPs | share of the step |", "|---|---:|---:|"]
+        out += [f"| {_code(p)} | {si(f, 'FLOP')} | {100 * s:.1f}% |" for p, f, s in mods]
+    curves = getattr(r, "learning_curves", None) or []
+    for c in curves:
+        pts = c.get("points") or []
+        if pts:
+            out += ["", f"## Learning curve: {_esc(c.get('name'))} ({_esc(c.get('metric_name'))} against training "
+                    "FLOPs)", "", "| training FLOPs | pfs-days | metric | epoch |", "|---:|---:|---:|---:|"]
+            out += [f"| {si(p['flops'], 'FLOP')} | {num(p['flops'] / PFS_DAY_FLOP)} | {num(p['metric'])} | "
+                    f"{num(p.get('epoch'))} |" for p in pts]
     unc = uncounted_ops(r)
     if unc:
         out += ["", "## Ops without a FLOP formula (not counted)", "", "| op | calls | kind |", "|---|---:|---|"]

@@ -65,7 +65,7 @@ def utilization_per_workload(d: dict[str, Any]) -> str | None:
     ax.set_yticks(list(y), names)
     ax.invert_yaxis()
     ax.set_xlabel("utilization (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    _legend_below(ax, ncol=2)  # inside the axes it covered the bars of the last workloads
     ax.set_title("Measured utilization per workload against the Method 2 assumptions")
     return _svg(fig)
 
@@ -84,7 +84,7 @@ def achieved_vs_peaks(d: dict[str, Any]) -> str | None:
     ax.set_xscale("log")
     ax.invert_yaxis()
     ax.set_xlabel("FLOP/s")
-    ax.legend(loc="lower right", fontsize=8)
+    _legend_below(ax, ncol=3)
     ax.set_title("Achieved FLOP/s against the peaks")
     return _svg(fig)
 
@@ -111,11 +111,14 @@ def roofline(d: dict[str, Any]) -> str | None:
         sel = [m for m in ms if m["family"] == fam]
         ax.scatter([m["intensity_flop_per_byte"] for m in sel], [m["achieved_flops_per_s"] for m in sel],
                    marker=marks[fam], label=fam, s=36)
+        for m in sel:  # a point a reader cannot name is no use: label each with its dtype and shape
+            ax.annotate(_point_label(m), (m["intensity_flop_per_byte"], m["achieved_flops_per_s"]),
+                        textcoords="offset points", xytext=(4, 3), fontsize=6.5, color="#333")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")
     ax.set_ylabel("achieved FLOP/s")
-    ax.legend(fontsize=8)
+    _legend_below(ax, ncol=3)
     ax.set_title("Roofline of the microbenchmarks")
     return _svg(fig)
 
@@ -153,25 +156,104 @@ def utilization_over_steps(d: dict[str, Any]) -> str | None:
         ax.plot(range(1, len(ys) + 1), ys, marker="o", label=w["name"])
     ax.axhline(100 * d.get("assumed_utilization", 0.17), color="#c44e52", ls="--", label="assumed")
     ax.set_xlabel("timed step")
+    _integer_ticks(ax)  # steps are whole numbers: no 1.5 on the axis
     ax.set_ylabel("utilization (%)")
-    ax.legend(fontsize=7, ncol=2)
+    _legend_below(ax, ncol=3)
     ax.set_title("Utilization over the timed steps")
     return _svg(fig)
 
 
+def _gapped(xs: list[int], ys: list[float]) -> tuple[list[float], list[float]]:
+    """Insert a NaN where the step index jumps, so a line is not drawn across steps that were not recorded."""
+    ox: list[float] = []
+    oy: list[float] = []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if i and x > xs[i - 1] + 1:
+            ox.append((xs[i - 1] + x) / 2)
+            oy.append(float("nan"))
+        ox.append(x)
+        oy.append(y)
+    return ox, oy
+
+
 def profile_steps(steps: list[dict[str, Any]], spec: float | None) -> str | None:
-    """Step time (and utilization when a peak is known) over the steps of one profile."""
+    """Step time (and utilization when a peak is known) over the steps of one profile.
+
+    Two panels sharing the step axis (one quantity per y axis, each labelled) rather than twin axes; lines break
+    where steps were not recorded; counting steps (timing perturbed) are hollow markers.
+    """
     if not steps:
         return None
-    fig, ax = _fig(8, 3.2)
-    ax.plot([s["index"] for s in steps], [s["wall_time_s"] for s in steps], marker="o", color="#4c72b0")
-    ax.set_xlabel("step")
+    import matplotlib.pyplot as plt
+
+    import matplotlib
+
+    matplotlib.rcParams["svg.fonttype"] = "path"
+    matplotlib.rcParams["svg.hashsalt"] = "pyprof"
+    rows = 2 if spec else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 2.2 * rows + 0.8), sharex=True, squeeze=False)
+    idx = [int(s["index"]) for s in steps]
+    ax = axes[0][0]
+    ax.plot(*_gapped(idx, [s["wall_time_s"] for s in steps]), color="#4c72b0", marker="o", ms=4, label="wall time")
+    pert = [s for s in steps if s.get("perturbed")]
+    if pert:
+        ax.plot([s["index"] for s in pert], [s["wall_time_s"] for s in pert], ls="none", marker="o", ms=7,
+                mfc="white", mec="#c44e52", label="counting step (timing perturbed)")
     ax.set_ylabel("wall time (s)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="lower right")
     if spec:
-        ax2 = ax.twinx()
-        ax2.plot([s["index"] for s in steps],
-                 [100 * s["analytic_flops"] / s["wall_time_s"] / spec if s.get("analytic_flops") else float("nan")
-                  for s in steps], marker="s", color="#55a868")
+        ax2 = axes[1][0]
+        util = [100 * s["analytic_flops"] / s["wall_time_s"] / spec
+                if s.get("analytic_flops") and s.get("wall_time_s") and not s.get("perturbed") else float("nan")
+                for s in steps]
+        ax2.plot(*_gapped(idx, util), color="#55a868", marker="s", ms=4, label="utilization vs spec/theoretical")
         ax2.set_ylabel("utilization (%)")
-    ax.set_title("Steps: time and utilization")
+        ax2.set_ylim(bottom=0)
+        ax2.legend(fontsize=8, loc="lower right")
+    axes[-1][0].set_xlabel("step")
+    _integer_ticks(axes[-1][0])
+    axes[0][0].set_title("Steps: time" + (" and utilization" if spec else "") +
+                         (" (gaps: steps not recorded)" if any(b > a + 1 for a, b in zip(idx, idx[1:])) else ""))
     return _svg(fig)
+
+
+def learning_curves(curves: list[dict[str, Any]]) -> str | None:
+    """FLOPs-based learning curves (metric against cumulative training FLOPs, log x): the seed paper's Figure 4 kind.
+
+    ``curves``: :meth:`pyprof.efficiency.LearningCurve.to_dict` dicts (``name``, ``metric_name``, ``points`` with
+    ``flops`` and ``metric``).
+    """
+    cs = [c for c in curves or [] if c.get("points")]
+    if not cs:
+        return None
+    fig, ax = _fig(8, 3.8)
+    names = sorted({c.get("metric_name", "metric") for c in cs})
+    for c in cs:
+        pts = c["points"]
+        ax.plot([p["flops"] for p in pts], [p["metric"] for p in pts], marker="o", ms=4,
+                label=f"{c.get('name')} ({c.get('metric_name', 'metric')})")
+    ax.set_xscale("log")
+    ax.set_xlabel("cumulative training FLOPs")
+    ax.set_ylabel(", ".join(names))
+    _legend_below(ax, ncol=2)
+    ax.set_title("Learning curves against training compute")
+    return _svg(fig)
+
+
+def _legend_below(ax: Any, ncol: int = 3) -> None:
+    """Legend outside the data, to the right of the axes: inside, it covered bars and points; below, it collided
+    with the x label on short figures. ``bbox_inches="tight"`` widens the SVG to hold it. ``ncol`` is unused."""
+    h, _ = ax.get_legend_handles_labels()
+    if h:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def _integer_ticks(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _point_label(m: dict[str, Any]) -> str:
+    return f"{m.get('dtype', '')} {m.get('shape', '')}".strip() or str(m.get("id", ""))

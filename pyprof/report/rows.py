@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyprof.constants import PFS_DAY_FLOP
 from pyprof.records import GpuRun, KernelStat, ProfileResult
 from pyprof.report.format import num, pct, si
@@ -42,6 +44,9 @@ def summary_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
         add("method 2", "assumed utilization", f"{pct(rec.assumed_utilization)} ({rec.assumed_utilization_source})")
         if rec.error_factor is not None:
             add("method 2", "error factor of the assumption", f"{rec.error_factor:.2f}x ({rec.error_direction})")
+            said = error_factor_sentence(rec.assumed_utilization, rec.error_factor, rec.error_direction)
+            if said:
+                add("method 2", "what the error factor compares", said)
         add("method 2", "Method 2 for this window / measured",
             f"{si(rec.method2_window_flops, 'FLOP')} / {si(rec.measured_window_flops, 'FLOP')}")
         tr = rec.training_run
@@ -146,3 +151,78 @@ def gpu_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
 def gpu_kernels(r: ProfileResult, n: int = 20) -> list[KernelStat]:
     """Top kernels by total time (the tracer's per-kernel table), as stored in the report."""
     return list((r.gpu.kernels if r.gpu is not None else None) or [])[:n]
+
+
+def error_factor_sentence(assumed: float | None, factor: float | None, direction: str | None,
+                          whose: str = "this run's") -> str | None:
+    """The error factor in plain words: what it compares and what it does to a Method 2 estimate.
+
+    Example: assumed 0.17, factor 3.5, "overestimate" -> "the 17% assumption overestimates this run's utilization
+    3.5x, so a Method 2 estimate from this hardware time would overstate the compute 3.5x". None when unknown.
+    """
+    if assumed is None or factor is None or not direction:
+        return None
+    a = f"{100 * assumed:.3g}%"
+    if direction == "exact" or abs(factor - 1) < 5e-3:
+        return f"the {a} assumption matches {whose} utilization, so a Method 2 estimate from this hardware time " \
+               "would be right"
+    over = direction == "overestimate"
+    x = _factor(factor)
+    return (f"the {a} assumption {'overestimates' if over else 'underestimates'} {whose} utilization {x}x, "
+            f"so a Method 2 estimate from this hardware time would {'overstate' if over else 'understate'} the "
+            f"compute {x}x")
+
+
+def _factor(f: float) -> str:
+    """3.5 -> "3.5", 141.7 -> "142": two significant digits below 10, whole numbers above (no 1.4e+02)."""
+    return f"{f:.0f}" if f >= 10 else f"{f:.2g}"
+
+
+def module_flops(flop_counts: list[dict]) -> dict[str, float]:
+    """Analytic FLOPs by module path, summed over the distinct step signatures (as :func:`top_ops` does)."""
+    agg: dict[str, float] = {}
+    for fc in flop_counts or []:
+        for name, f in (fc.get("by_module") or {}).items():
+            agg[name] = agg.get(name, 0.0) + float(f or 0)
+    return agg
+
+
+def _parent(path: str) -> str | None:
+    if path == "Global":
+        return None
+    return path.rsplit(".", 1)[0] if "." in path else "Global"
+
+
+def module_tree(flop_counts: list[dict]) -> list[dict]:
+    """Modules as a forest for the HTML tree: ``[{"name", "path", "flops", "share", "children": [...]}]``.
+
+    ``share`` is of the "Global" total (all FLOPs of the counted signatures); children sort largest first. A path
+    whose parent was not recorded hangs under its nearest recorded ancestor.
+    """
+    agg = module_flops(flop_counts)
+    total = agg.get("Global") or max(agg.values(), default=0.0) or 1.0
+    nodes: dict[str, dict[str, Any]] = {
+        p: {"name": p.rsplit(".", 1)[-1], "path": p, "flops": f, "share": f / total, "children": []}
+        for p, f in agg.items()}
+    roots: list[dict[str, Any]] = []
+    for p, n in nodes.items():
+        q = _parent(p)
+        while q is not None and q not in nodes:
+            q = _parent(q)
+        (nodes[q]["children"] if q is not None else roots).append(n)
+
+    def sort(ns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ns.sort(key=lambda n: -n["flops"])
+        for n in ns:
+            sort(n["children"])
+        return ns
+
+    return sort(roots)
+
+
+def top_modules(flop_counts: list[dict], n: int = 10) -> list[tuple[str, float, float]]:
+    """(module path, FLOPs, share of the total) of the ``n`` largest modules other than "Global"."""
+    agg = module_flops(flop_counts)
+    total = agg.get("Global") or 1.0
+    rows = sorted(((p, f, f / total) for p, f in agg.items() if p != "Global"), key=lambda x: -x[1])
+    return rows[:n]

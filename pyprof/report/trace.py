@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class KernelTable:
     flops: np.ndarray     # float64, 0 where unknown
     cls: np.ndarray       # int8
     tid: np.ndarray       # int32: stream (GPU) or thread (CPU)
+    thread_names: dict[int, str] = field(default_factory=dict)  # tid -> track name shown by Perfetto
 
     def __len__(self) -> int:
         return int(self.name_id.shape[0])
@@ -166,6 +167,10 @@ def write_chrome_trace(table: KernelTable, path: str | os.PathLike, *, max_event
         for i, c, t, s, d, f in zip(ids, cl, tids, ts_us.tolist(), dur_us.tolist(), fl)
     ]
     meta = json.dumps({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": process_name}})
+    # Name every track: without thread_name events Perfetto shows bare numbers.
+    for t in sorted(set(tids)):
+        meta += "," + json.dumps({"name": "thread_name", "ph": "M", "pid": 1, "tid": t,
+                                  "args": {"name": table.thread_names.get(t, f"thread {t}")}})
     other = json.dumps({"dropped_events": dropped, "records": n, "max_events": max_events, "writer": "pyprof"})
     text = '{"traceEvents":[' + ",".join([meta, *parts]) + '],"displayTimeUnit":"ns","otherData":' + other + "}"
     p = Path(path)
@@ -193,6 +198,19 @@ def table_from_torch_profiler(prof: Any) -> KernelTable:
             c = cache[name] = kernel_class(name)
         return c
 
+    subtree: dict[int, float] = {}
+
+    def flops_of(e: Any) -> float:
+        # torch's profiler (with_flops=True) puts FLOPs on the leaf op (aten::addmm), not on the outermost
+        # classified one we keep (aten::linear): a row carries its own FLOPs, else the sum of its children's.
+        k = id(e)
+        v = subtree.get(k)
+        if v is None:
+            own = float(getattr(e, "flops", 0) or 0)
+            v = own if own else sum(flops_of(ch) for ch in (getattr(e, "cpu_children", None) or []))
+            subtree[k] = v
+        return v
+
     for e in prof.events():
         c = cls_of(e.name)
         parent = getattr(e, "cpu_parent", None)
@@ -205,9 +223,11 @@ def table_from_torch_profiler(prof: Any) -> KernelTable:
         if inside or (c == "other" and getattr(e, "cpu_children", None)):
             continue
         tr = e.time_range
-        rows.append((e.name, int(tr.start * 1e3), int(tr.end * 1e3), float(getattr(e, "flops", 0) or 0),
+        rows.append((e.name, int(tr.start * 1e3), int(tr.end * 1e3), flops_of(e),
                      int(getattr(e, "thread", 0) or 0) % (2**31)))
-    return KernelTable.from_rows(rows)
+    t = KernelTable.from_rows(rows)
+    t.thread_names = {int(x): f"CPU thread {int(x)}" for x in set(t.tid.tolist())}
+    return t
 
 
 def merge_tables(tables: list[tuple[str, KernelTable]]) -> KernelTable:
@@ -230,6 +250,100 @@ def merge_tables(tables: list[tuple[str, KernelTable]]) -> KernelTable:
         offset += int(t.end_ns.max()) - t0 + 1_000_000
     names = list(index)
     if not cols["name_id"]:
-        return KernelTable([], *(np.empty(0, dt) for dt in (np.int32, np.int64, np.int64, np.float64, np.int8, np.int32)))
+        return KernelTable([], np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64),
+                           np.empty(0, np.float64), np.empty(0, np.int8), np.empty(0, np.int32))
     cat = {k: np.concatenate(v) for k, v in cols.items()}
-    return KernelTable(names, cat["name_id"], cat["start"], cat["end"], cat["flops"], cat["cls"], cat["tid"])
+    return KernelTable(names, cat["name_id"], cat["start"], cat["end"], cat["flops"], cat["cls"], cat["tid"],
+                       thread_names={k: label for k, (label, _t) in enumerate(tables)})
+
+
+# --------------------------------------------------------------------------- a profile's trace
+
+#: Track ids of a profile's trace (Perfetto draws one row per tid, named by the thread_name metadata events).
+PROFILE_TRACKS = {1: "steps (measured wall time)", 2: "ops per step (analytic FLOPs; width = FLOP share, not timed)"}
+
+
+def profile_trace(d: dict[str, Any], *, max_ops_per_step: int = 50) -> dict[str, Any]:
+    """A ``pyprof.profile()`` report (its JSON dict) as a Trace Event Format object for Perfetto / chrome://tracing.
+
+    Contents:
+        * track "steps": one complete ("X") event per recorded step, its measured wall time as duration, with
+          args ``flops`` (analytic), ``flop_per_s``, ``examples``, ``origin``;
+        * track "ops per step": the counted ops of the step's signature (``flop_counts[signature_id].by_op``), each
+          with ``flops`` and ``calls``, laid side by side inside the step with widths proportional to their FLOP
+          share, because the analytic counter records what ran, not when (``args.timing`` says so);
+        * counter ("C") tracks "achieved FLOP/s" and "utilization" (against each peak of the reconciliation), one
+          sample per step, so Perfetto draws utilization over time.
+
+    Steps are laid back to back in index order (the report stores durations, not start times); a gap in the step
+    indices (steps the schedule did not record) is an instant event naming the steps missing, and the counters
+    are not joined across it. Ops are capped at ``max_ops_per_step`` (largest first) to bound the file.
+
+    Returns:
+        ``{"traceEvents": [...], "displayTimeUnit": "ms", "otherData": {...}}`` (JSON-ready).
+    """
+    pid = 1
+    ev: list[dict[str, Any]] = [{"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+                                 "args": {"name": f"pyprof: {d.get('run', {}).get('name', 'run')}"}}]
+    for tid, name in PROFILE_TRACKS.items():
+        ev.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}})
+        ev.append({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid, "args": {"sort_index": tid}})
+    rec = d.get("reconciliation") or {}
+    peaks = [(f"vs {p.get('kind')} peak", p.get("flops_per_s")) for p in rec.get("peaks") or [] if p.get("flops_per_s")]
+    counts = d.get("flop_counts") or []
+    ts = 0.0
+    prev_index: int | None = None
+    ops_written = 0
+    for s in d.get("steps") or []:
+        idx = int(s.get("index", 0))
+        dur_us = max(float(s.get("wall_time_s") or 0.0) * 1e6, 0.001)
+        if prev_index is not None and idx > prev_index + 1:
+            ev.append({"name": f"steps {prev_index + 1}-{idx - 1} not recorded", "ph": "i", "s": "p", "pid": pid,
+                       "tid": 1, "ts": ts})
+            # counters restart after the gap instead of being drawn across it
+            ev.append({"name": "achieved FLOP/s", "ph": "C", "pid": pid, "ts": ts, "args": {"FLOP/s": 0}})
+            if peaks:
+                ev.append({"name": "utilization", "ph": "C", "pid": pid, "ts": ts,
+                           "args": {label: 0 for label, _ in peaks}})
+        prev_index = idx
+        flops = s.get("analytic_flops")
+        fps = (flops / (dur_us / 1e6)) if flops else None
+        args = {"step": idx, "flops": flops, "flop_per_s": fps, "examples": s.get("examples"),
+                "origin": s.get("analytic_origin"), "timing_perturbed": bool(s.get("perturbed"))}
+        ev.append({"name": f"step {idx}", "cat": "step", "ph": "X", "pid": pid, "tid": 1, "ts": ts, "dur": dur_us,
+                   "args": args})
+        sig = s.get("signature_id")
+        fc = counts[sig] if isinstance(sig, int) and 0 <= sig < len(counts) else None
+        if fc and flops:
+            ops = sorted(((n, o) for n, o in (fc.get("by_op") or {}).items() if o.get("flops")),
+                         key=lambda kv: -kv[1]["flops"])[:max_ops_per_step]
+            total = sum(o["flops"] for _, o in ops) or 1
+            t = ts
+            for n, o in ops:
+                w = dur_us * o["flops"] / total
+                ev.append({"name": n, "cat": "op", "ph": "X", "pid": pid, "tid": 2, "ts": t, "dur": w,
+                           "args": {"flops": o["flops"], "calls": o.get("calls"), "shapes": "not recorded by the "
+                                    "analytic counter", "timing": "not measured: width is the op's FLOP share"}})
+                t += w
+                ops_written += 1
+        if fps is not None and not s.get("perturbed"):
+            ev.append({"name": "achieved FLOP/s", "ph": "C", "pid": pid, "ts": ts, "args": {"FLOP/s": fps}})
+            if peaks:
+                ev.append({"name": "utilization", "ph": "C", "pid": pid, "ts": ts,
+                           "args": {label: fps / pk for label, pk in peaks}})
+        ts += dur_us
+    return {"traceEvents": ev, "displayTimeUnit": "ms",
+            "otherData": {"writer": "pyprof", "kind": "pyprof.profile.trace", "steps": len(d.get("steps") or []),
+                          "ops_events": ops_written, "layout": "steps back to back in index order (durations "
+                          "measured, start times not stored); op widths are FLOP shares, not timings"}}
+
+
+def write_profile_trace(d: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write :func:`profile_trace` of ``d`` as gzip JSON (``trace.json.gz``), atomically; returns the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as f:
+        json.dump(profile_trace(d), f, separators=(",", ":"), allow_nan=False)
+    os.replace(tmp, p)
+    return p

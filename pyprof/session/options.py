@@ -55,7 +55,7 @@ class ProfileOptions:
     training_examples: float | None = None
     training_epochs: float | None = None
     output_dir: Path | None = None
-    report_formats: tuple[str, ...] = ("json", "md")
+    report_formats: tuple[str, ...] = ("json", "md", "html", "trace")
     autosave_s: float | None = 60.0
     name: str | None = None
     device: str | None = None

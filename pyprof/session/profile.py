@@ -66,7 +66,7 @@ class Profile:
         training_examples: float | None = None,
         training_epochs: float | None = None,
         output_dir: str | os.PathLike | None = None,
-        report_formats: tuple[str, ...] = ("json", "md"),
+        report_formats: tuple[str, ...] = ("json", "md", "html", "trace"),
         autosave_s: float | None = 60.0,
         name: str | None = None,
         device: str | None = None,
@@ -347,7 +347,9 @@ class Profile:
         try:
             from pyprof.report import write_reports
             snap = self._build_result(final=False, partial_reason="run in progress (autosave)")
-            write_reports(snap, self.output_dir, self.report_formats)
+            from pyprof.report.writers import AUTOSAVE_FORMATS
+            # Autosaves stay cheap (no plots, no trace): the final report writes every format asked for.
+            write_reports(snap, self.output_dir, [f for f in self.report_formats if f in AUTOSAVE_FORMATS])
         except Exception as e:
             warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=3)
         self._last_save = time.monotonic()
@@ -385,7 +387,7 @@ def profile(model: Any = None, **kwargs: Any) -> Profile:
             leaves it out, HFU counts it.
         training_examples, training_epochs: a full training run to project Method 1 and Method 2 onto.
         output_dir: write report.json / report.md there (atomically) at the end, and autosave while running.
-        report_formats: subset of ("json", "md").
+        report_formats: subset of ("json", "md", "html", "trace"); all four by default (autosaves write json and md).
         autosave_s: seconds between autosaves (None: only at the end).
         name: a name for the run in the report.
 

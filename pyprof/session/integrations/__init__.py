@@ -9,6 +9,9 @@ Logged metrics (over the recorded steps since the last log, steps in which pypro
 - ``pyprof/tflops_per_s``: model FLOPs per second, in TFLOP/s.
 - ``pyprof/mfu``: model FLOPs utilization against the spec (or, on CPUs, theoretical) peak.
 - ``pyprof/utilization``: against the peak pyprof measured on this machine when there is one, else equal to MFU.
+
+The metrics the trainer itself logs (loss, eval metrics) are kept as FLOPs-based learning curves
+(:class:`MetricCurves`, :mod:`pyprof.efficiency`) and written into the run's report (``learning_curves``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ class StepDriver:
             raise InvalidInputError(f"log_every_n_steps={log_every_n_steps!r} must be a whole number >= 1")
         from pyprof.session.profile import Profile
         self.profile_kwargs = dict(profile_kwargs)
+        if self.profile_kwargs.get("output_dir") is not None:
+            from pyprof.report.writers import DEFAULT_FORMATS
+            self.profile_kwargs.setdefault("report_formats", DEFAULT_FORMATS)  # HTML and trace too (issue 14)
         self.prof = Profile(model, **self.profile_kwargs)
         self.log_every_n_steps = log_every_n_steps
         self.optimizer_steps = 0
@@ -44,6 +50,7 @@ class StepDriver:
         self._open = False
         self._broken = False
         self.last_metrics: dict[str, float] = {}
+        self.curves = MetricCurves()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -73,10 +80,32 @@ class StepDriver:
             pass
         try:
             self.prof.__exit__(type(exc) if exc is not None else None, exc, None)
-            return self.prof.result()
+            result = self.prof.result()
         except Exception as e:
             self._fail("finishing the profile", e)
             return None
+        curves = self.curves.to_list()
+        if curves and result is not None:
+            # The session wrote the reports on exit, before the curves were attached: write them again with the
+            # curves (same formats, same folder). A failure here costs the curves, never the report.
+            try:
+                result.learning_curves = curves
+                out = getattr(self.prof, "output_dir", None)
+                if out is not None:
+                    from pyprof.report import write_reports
+                    write_reports(result, out, getattr(self.prof, "report_formats", None))
+            except Exception as e:
+                warnings.warn(f"pyprof: writing the learning curves failed: {e!r}", RuntimeWarning, stacklevel=2)
+        return result
+
+    def log_trainer_metrics(self, metrics: dict[str, Any], epoch: float | None = None) -> None:
+        """Add the trainer's own logged metrics (loss, eval accuracy, ...) to the learning curves; never raises."""
+        if not self._open or not metrics:
+            return
+        try:
+            self.curves.log(self.prof.result(), metrics, epoch)
+        except Exception as e:  # curves are a by-product: never the trainer's problem
+            self.curves.note(f"learning curves stopped: {type(e).__name__}: {e}")
 
     @property
     def active(self) -> bool:
@@ -148,6 +177,74 @@ class StepDriver:
                 self.prof.__exit__(None, None, None)
             except Exception:
                 pass
+
+
+class MetricCurves:
+    """Learning curves (metric against cumulative training FLOPs) of the metrics a run logs; bounded in memory.
+
+    Keeps at most :attr:`MAX_CURVES` metrics and :attr:`MAX_POINTS` points each (further ones are dropped and
+    counted in a note). Metric names containing "loss", "perplexity" or "error" are lower-is-better.
+    """
+
+    MAX_CURVES = 16
+    MAX_POINTS = 5_000
+    #: Trainer bookkeeping that is not a learning metric.
+    SKIP = ("epoch", "step", "learning_rate", "lr", "grad_norm", "total_flos", "train_runtime", "num_input_tokens_seen")
+
+    def __init__(self) -> None:
+        self._curves: dict[str, Any] = {}
+        self.dropped = 0
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        if text not in self.notes and len(self.notes) < 10:
+            self.notes.append(text)
+
+    def log(self, result: Any, metrics: dict[str, Any], epoch: float | None = None) -> None:
+        """Add one point per numeric metric at the profile's cumulative analytic FLOPs so far.
+
+        Raises:
+            InvalidInputError: the profile cannot give cumulative FLOPs (see
+                :func:`pyprof.efficiency.cumulative_flops`: a schedule that skips steps, counting off).
+        """
+        import math
+
+        from pyprof.accounting.efficiency import LearningCurve, cumulative_flops
+
+        flops, label = cumulative_flops(result)
+        for name, v in metrics.items():
+            key = str(name)
+            if key.startswith("pyprof/") or key in self.SKIP or key.endswith("_runtime") or "per_second" in key:
+                continue
+            try:
+                x = float(v.item() if hasattr(v, "item") else v)
+            except (TypeError, ValueError, RuntimeError):
+                continue
+            if not math.isfinite(x):
+                continue
+            c = self._curves.get(key)
+            if c is None:
+                if len(self._curves) >= self.MAX_CURVES:
+                    self.dropped += 1
+                    continue
+                low = any(w in key.lower() for w in ("loss", "perplexity", "error"))
+                c = self._curves[key] = LearningCurve(key, metric_name=key, higher_is_better=not low)
+                c.flop_source = label
+            if len(c) >= self.MAX_POINTS:
+                self.dropped += 1
+                continue
+            try:
+                c.log(flops, x, epoch)
+            except InvalidInputError:  # e.g. an epoch counter that went back: skip the point, keep the curve
+                self.dropped += 1
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """The curves as :meth:`LearningCurve.to_dict` dicts (only those with points)."""
+        out = [c.to_dict() for c in self._curves.values() if len(c)]
+        if out and (self.dropped or self.notes):
+            out[0]["notes"] = list(self.notes) + ([f"{self.dropped} points dropped (bounds or invalid)"]
+                                                  if self.dropped else [])
+        return out
 
 
 def root_model(module: Any) -> Any:

@@ -3,9 +3,11 @@
 Needs ``transformers``, imported when this module is. ``on_step_end`` runs once per optimizer step, after
 ``gradient_accumulation_steps`` micro-batches, so each profile step is one optimizer step with
 ``per_device_train_batch_size x gradient_accumulation_steps`` examples. Every ``log_every_n_steps`` optimizer steps
-(default: ``args.logging_steps``) the metrics ``pyprof/mfu``, ``pyprof/tflops_per_s`` and ``pyprof/utilization`` go
-through ``trainer.log`` (hence to every ``report_to`` integration) when the callback was attached with
-:meth:`PyprofHFCallback.attach`; otherwise they are added to the next ``logs`` dict the Trainer passes to ``on_log``.
+(default: ``args.logging_steps``) the metrics ``pyprof/mfu``, ``pyprof/tflops_per_s`` and ``pyprof/utilization`` are
+added to the Trainer's own log entry (next to ``loss``, ``grad_norm``, ``learning_rate``; never instead of them) and to
+``state.log_history``. Attached with :meth:`PyprofHFCallback.attach` they also reach every ``report_to`` integration,
+and on steps where the Trainer does not log they go through ``trainer.log``; added with ``trainer.add_callback`` they
+wait for the Trainer's next log.
 """
 
 from __future__ import annotations
@@ -49,9 +51,20 @@ class PyprofHFCallback(_TrainerCallback):
         self.job_report: Any = None
 
     def attach(self, trainer: Any) -> PyprofHFCallback:
-        """Add this callback to ``trainer`` and log through ``trainer.log`` (reaches every ``report_to`` logger)."""
+        """Add this callback to ``trainer`` so pyprof's metrics reach every ``report_to`` logger with the Trainer's.
+
+        The callback goes right after transformers' ``DefaultFlowCallback`` (which decides whether this step logs), so
+        in ``on_log`` it adds its metrics to the Trainer's own ``logs`` before the ``report_to`` integrations see
+        them. On an optimizer step where the Trainer does not log, the metrics go through ``trainer.log``.
+        """
         self.trainer = trainer
-        trainer.add_callback(self)
+        handler = getattr(trainer, "callback_handler", None)
+        cbs = getattr(handler, "callbacks", None)
+        if isinstance(cbs, list):
+            flow = next((i for i, c in enumerate(cbs) if type(c).__name__ == "DefaultFlowCallback"), -1)
+            cbs.insert(flow + 1, self)
+        else:
+            trainer.add_callback(self)
         return self
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
@@ -64,30 +77,51 @@ class PyprofHFCallback(_TrainerCallback):
                                  output_dir=out, **self.profile_kwargs)
         self.driver.start()
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         d = self.driver
         if d is None or not d.active:
-            return
+            return None
         per_step = int(getattr(args, "per_device_train_batch_size", 0) or 0) * \
             int(getattr(args, "gradient_accumulation_steps", 1) or 1)
         d.on_optimizer_step(examples=per_step or None)
-        if d.should_log():
-            m = d.metrics()
-            if not m:
-                return
-            self.logged.append(m)
-            if self.trainer is not None:
-                try:
-                    self.trainer.log(dict(m))
-                    return
-                except Exception:
-                    pass
-            self._pending.update(m)
+        if not d.should_log():
+            return None
+        m = d.metrics()
+        if not m:
+            return None
+        self.logged.append(m)
+        self._pending.update(m)
+        # The Trainer logs this step itself (DefaultFlowCallback set should_log): on_log adds pyprof's metrics to
+        # that entry. Calling trainer.log here instead would reset control.should_log (CallbackHandler.on_log does)
+        # and the Trainer would drop its own loss / grad_norm / learning_rate for the step.
+        if getattr(control, "should_log", False) or self.trainer is None:
+            return None
+        pending, self._pending = self._pending, {}
+        try:
+            self.trainer.log(dict(pending))
+        except Exception:  # keep them for the Trainer's next log
+            self._pending.update(pending)
+        return None
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
-        if self._pending and logs is not None:
-            logs.update(self._pending)
-            self._pending = {}
+        """Add pending pyprof metrics to the Trainer's ``logs`` and to the ``log_history`` entry made from them.
+
+        ``Trainer.log`` appends a *copy* of ``logs`` (plus ``step``) to ``state.log_history`` before callbacks run,
+        so updating ``logs`` alone never reaches ``log_history``: the last entry is updated too when it is that copy.
+        """
+        if logs is not None and self.driver is not None and self.driver.active and \
+                not any(k.startswith("pyprof/") for k in logs):
+            self.driver.log_trainer_metrics(dict(logs), getattr(state, "epoch", None))  # learning curves
+        if not self._pending or logs is None:
+            return
+        pending, self._pending = self._pending, {}
+        hist = getattr(state, "log_history", None)
+        if hist and isinstance(hist[-1], dict) and hist[-1].get("step") == getattr(state, "global_step", None) \
+                and all(hist[-1].get(k) == v for k, v in logs.items()):
+            for k, v in pending.items():
+                hist[-1].setdefault(k, v)  # added next to the Trainer's values, never over them
+        for k, v in pending.items():
+            logs.setdefault(k, v)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.driver is None or not self.driver.active:

@@ -3,7 +3,8 @@
 Needs ``lightning`` (or ``pytorch_lightning``) >= 2.0, imported when this module is. A profile step ends at each
 optimizer step (Lightning's ``trainer.global_step`` moving), so ``accumulate_grad_batches`` is handled. Metrics
 (``pyprof/mfu``, ``pyprof/tflops_per_s``, ``pyprof/utilization``) go to every logger in ``trainer.loggers`` every
-``log_every_n_steps`` optimizer steps (default: the trainer's own ``log_every_n_steps``).
+``log_every_n_steps`` optimizer steps (default: the trainer's own ``log_every_n_steps``), at the step index Lightning
+gives its own metrics for the same optimizer step.
 """
 
 from __future__ import annotations
@@ -83,11 +84,31 @@ class PyprofCallback(_Callback):
             m = d.metrics()
             if m:
                 self.logged.append(m)
-                for lg in getattr(trainer, "loggers", None) or []:
-                    try:
-                        lg.log_metrics(m, step=int(trainer.global_step))
-                    except Exception:  # a logger's failure is the logger's business, not the training run's
-                        pass
+                self._log(trainer, pl_module, m)
+            d.log_trainer_metrics(_scalars(trainer), _epoch(trainer))  # learning curves of what the run logs
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        d = self.driver
+        if d is not None and d.active and not getattr(trainer, "sanity_checking", False):
+            d.log_trainer_metrics(_scalars(trainer), _epoch(trainer))
+
+    def _log(self, trainer: Any, pl_module: Any, m: dict[str, float]) -> None:
+        """Send pyprof's metrics to every logger at the step index Lightning gives its own metrics for this step.
+
+        Lightning logs a step's metrics at its count of optimizer steps taken *before* it
+        (``fit_loop.epoch_loop._batches_that_stepped``, which is ``trainer.global_step - 1`` here, in
+        ``on_train_batch_end``); logging at ``trainer.global_step`` put pyprof's metrics one step after the Trainer's.
+        ``LightningModule.log_dict`` would merge them into Lightning's own entry, but with gradient accumulation
+        Lightning re-sends a step metric at its next logging step, so a stale figure would appear twice.
+        """
+        loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+        step = getattr(loop, "_batches_that_stepped", None)
+        step = int(step) if isinstance(step, int) else max(0, int(trainer.global_step) - 1)
+        for lg in getattr(trainer, "loggers", None) or []:
+            try:
+                lg.log_metrics(m, step=step)
+            except Exception:  # a logger's failure is the logger's business, not the training run's
+                pass
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self._finish(trainer, None)
@@ -108,6 +129,23 @@ class PyprofCallback(_Callback):
                 import warnings
 
                 warnings.warn(f"pyprof: gathering the job report failed: {e!r}", RuntimeWarning, stacklevel=2)
+
+
+def _scalars(trainer: Any) -> dict[str, float]:
+    """The trainer's current logged scalars (``trainer.callback_metrics``), pyprof's own left out."""
+    out: dict[str, float] = {}
+    for k, v in (getattr(trainer, "callback_metrics", None) or {}).items():
+        try:
+            if getattr(v, "numel", lambda: 1)() == 1 and not str(k).startswith("pyprof/"):
+                out[str(k)] = float(v)
+        except Exception:  # a metric that is not a scalar is not a point on a curve
+            continue
+    return out
+
+
+def _epoch(trainer: Any) -> float | None:
+    e = getattr(trainer, "current_epoch", None)
+    return float(e) if isinstance(e, int) else None
 
 
 def _safe_batch_size(batch: Any) -> int | None:

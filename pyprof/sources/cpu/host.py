@@ -1,7 +1,8 @@
-"""CPU facts, theoretical and measured CPU peaks, and executed FLOPs from the PMU.
+"""CPU facts (identity, clock, ISAs) and executed FLOPs from the PMU.
 
-Theoretical peak = cores x clock x FLOP/cycle/core, where FLOP/cycle/core = SIMD lanes x 2 (FMA) x FMA units.
-Measured peak = pyprof's FMA-chain microkernel (csrc/cpu/peak.cpp), one thread per CPU this process may use.
+The CPU *peaks* (theoretical from the microarchitecture table, measured by the FMA-chain microkernel, and their
+cross-check) live in :mod:`pyprof.peaks.cpu`; ``CpuPeak``, ``theoretical_peak`` and ``measure_peak`` are re-exported
+here so ``pyprof.sources.cpu.host.measure_peak`` keeps working.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import os
 import platform
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from pyprof._native import load_core
-from pyprof.peaks.database import flop_per_cycle
+
+# The peaks moved to pyprof.peaks.cpu; these names stay importable from here (the session imports them).
+from pyprof.peaks.cpu import CpuPeak, measure_peak, theoretical_peak
+
+
 @dataclass
 class CpuInfo:
     """What pyprof knows about this CPU."""
@@ -26,7 +31,8 @@ class CpuInfo:
     nominal_clock_hz: float | None
     clock_source: str           # where nominal_clock_hz came from
     isas: list[str]             # FMA microkernel ISAs, best first
-    fma_units_assumed: int = 2  # per core; server Xeons (and Zen 4/5 for 256-bit) have two. Stated in every report.
+    family: int | None = None   # CPUID family and model as /proc/cpuinfo prints them (decimal): the key of the
+    model: int | None = None    # microarchitecture table in pyprof.peaks.cpu (FLOP/cycle/core)
 
     @property
     def best_isa(self) -> str:
@@ -35,7 +41,18 @@ class CpuInfo:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["best_isa"] = self.best_isa
+        d["microarch"] = self.microarch
         return d
+
+    @property
+    def microarch(self) -> str | None:
+        """Microarchitecture name from pyprof's table (None when this CPU is not in it)."""
+        from pyprof.peaks.cpu import lookup
+
+        try:
+            return lookup(self.vendor, self.family, self.model, self.best_isa, "fp32", self.model_name).microarch
+        except Exception:  # an ISA the table cannot price: the peak derivation says so
+            return None
 
 
 def _read_cpuinfo() -> dict[str, str]:
@@ -91,88 +108,16 @@ def cpu_info() -> CpuInfo:
         nominal_clock_hz=clock,
         clock_source=source,
         isas=list(core.cpu.supported_isas()),
+        family=_int_or_none(ci.get("cpu family")),
+        model=_int_or_none(ci.get("model")),
     )
 
 
-@dataclass
-class CpuPeak:
-    """Theoretical and measured FLOP/s of this CPU for one precision."""
-
-    precision: str
-    isa: str
-    threads: int
-    theoretical_flops_per_s: float | None
-    theoretical_derivation: str
-    measured_flops_per_s: float        # best of the repeats: the achievable peak
-    measured_median_flops_per_s: float
-    runs_flops_per_s: list[float] = field(default_factory=list)
-    observed_clock_hz: float | None = None              # measured right after the peak run (integer-add chain)
-    theoretical_at_observed_clock_flops_per_s: float | None = None
-
-    @property
-    def measured_over_theoretical(self) -> float | None:
-        if not self.theoretical_flops_per_s:
-            return None
-        return self.measured_flops_per_s / self.theoretical_flops_per_s
-
-    @property
-    def measured_over_theoretical_at_observed_clock(self) -> float | None:
-        if not self.theoretical_at_observed_clock_flops_per_s:
-            return None
-        return self.measured_flops_per_s / self.theoretical_at_observed_clock_flops_per_s
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["measured_over_theoretical"] = self.measured_over_theoretical
-        d["measured_over_theoretical_at_observed_clock"] = self.measured_over_theoretical_at_observed_clock
-        return d
-
-
-def theoretical_peak(precision: str, info: CpuInfo | None = None) -> tuple[float | None, str]:
-    """Theoretical peak FLOP/s of this CPU and the arithmetic that gives it."""
-    info = info or cpu_info()
-    fpc = flop_per_cycle(info.best_isa, precision, info.fma_units_assumed)
-    cores = info.logical_cpus
-    if info.nominal_clock_hz is None:
-        return None, f"clock unknown; {fpc} FLOP/cycle/core ({info.best_isa}, {info.fma_units_assumed} FMA units)"
-    peak = cores * info.nominal_clock_hz * fpc
-    return peak, (f"{cores} cores x {info.nominal_clock_hz / 1e9:.2f} GHz ({info.clock_source}) x {fpc} FLOP/cycle "
-                  f"({info.best_isa} {precision}, {info.fma_units_assumed} FMA units assumed) = {peak / 1e9:.1f} GFLOP/s")
-
-
-@functools.lru_cache(maxsize=None)
-def measure_peak(precision: str = "fp32", min_time_s: float = 0.2, repeats: int = 3, isa: str = "auto") -> CpuPeak:
-    """Measure this CPU's achievable FLOP/s with pyprof's FMA-chain microkernel (cached per arguments).
-
-    Args:
-        precision: "fp32" or "fp64".
-        min_time_s: minimum duration of each timed repeat.
-        repeats: timed repeats; the best is the achievable peak, the median is reported beside it.
-        isa: "auto" (best supported) or one of the ISAs in ``cpu_info().isas``.
-
-    Raises:
-        ValueError: unknown precision or ISA, or one this CPU does not support.
-    """
-    if precision not in ("fp32", "fp64"):
-        raise ValueError(f"precision must be 'fp32' or 'fp64', got {precision!r}")
-    core = load_core()
-    r = core.cpu.measure_peak(precision, isa, 0, float(min_time_s), int(repeats))
-    clock = core.cpu.measure_clock_hz(0.05, 3)  # right after the FMA load, while the clocks are where it left them
-    theo, how = theoretical_peak(precision)
-    info = cpu_info()
-    at_clock = info.logical_cpus * clock * flop_per_cycle(r["isa"], precision, info.fma_units_assumed)
-    return CpuPeak(
-        precision=precision,
-        isa=r["isa"],
-        threads=r["threads"],
-        theoretical_flops_per_s=theo,
-        theoretical_derivation=how,
-        measured_flops_per_s=r["best_flops_per_s"],
-        measured_median_flops_per_s=r["median_flops_per_s"],
-        runs_flops_per_s=[run["flops_per_s"] for run in r["runs"]],
-        observed_clock_hz=clock,
-        theoretical_at_observed_clock_flops_per_s=at_clock,
-    )
+def _int_or_none(s: str | None) -> int | None:
+    try:
+        return int(str(s), 10)
+    except (TypeError, ValueError):
+        return None
 
 
 class CpuFlopCounter:
@@ -208,3 +153,6 @@ class CpuFlopCounter:
 
     def stop(self) -> None:
         self._counters.stop()
+
+
+__all__ = ["CpuFlopCounter", "CpuInfo", "CpuPeak", "cpu_info", "measure_peak", "theoretical_peak"]
