@@ -43,7 +43,7 @@ PUBLISHED = [
                  id="efficientnet_b0"),
     # Howard et al. 2017, "MobileNets", Table 8 (1.0 MobileNet-224): 4.2 million parameters, 569 million mult-adds.
     pytest.param(mobile.mobilenet_v1, 4.2e6, 0.05e6, 569e6, 0.5e6, id="mobilenet_v1"),
-    # Zhang et al. 2017, "ShuffleNet", Table 2 / Table 8: ShuffleNet 1x (g = 3) "140 MFLOPs" (2 significant digits);
+    # Zhang et al. 2017, "ShuffleNet", Table 2: ShuffleNet 1x, "140 MFLOPs" (2 significant digits, for every g);
     # parameters: 1.9 M, from the authors' implementation (megvii-model/ShuffleNet-Series, ShuffleNetV1/README.md,
     # "ShuffleNetV1 1.0x (group=3)"), the paper gives none. Table 1's finer figures are checked below.
     pytest.param(mobile.shufflenet_v1, 1.9e6, 0.05e6, 140e6, 5e6, id="shufflenet_v1"),

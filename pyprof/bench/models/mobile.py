@@ -84,9 +84,10 @@ SHUFFLENET_V1_CHANNELS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 
 def shufflenet_v1(groups: int = 3, num_classes: int = 1000) -> nn.Module:
     """ShuffleNet v1 1x with ``groups`` groups in the pointwise convolutions (Zhang et al. 2017, Table 1).
 
-    g = 3 by default: the setting the paper compares with other nets (Tables 2, 6, 8: "ShuffleNet 1x (g = 3)",
-    "140 MFLOPs"; the paper's FLOPs are multiply-adds). Table 1 lists 137 MFLOPs for g = 3 (143, 140, 133, 137 for
-    g = 1, 2, 4, 8): the convolutions alone, without the 960 x 1000 classifier (0.96 M multiply-adds more).
+    g = 3 by default: the setting the paper compares with other nets as "ShuffleNet 1x (g = 3)" (Table 2 lists
+    ShuffleNet 1x at "140 MFLOPs" for every g; the paper's FLOPs are multiply-adds). Table 1 lists 137 MFLOPs for
+    g = 3 (143, 140, 133, 137 for g = 1, 2, 4, 8): the convolutions alone, without the 960 x 1000 classifier
+    (0.96 M multiply-adds more).
     A 3x3/2 convolution to 24 channels and a 3x3/2 max-pool, stages of 4, 8 and 4 units (the first of each with
     stride 2), global average pool, fully connected layer. Stage 2's first pointwise convolution is not grouped, "because
     the number of input channels is relatively small" (Table 1, note).
