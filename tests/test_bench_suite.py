@@ -23,7 +23,7 @@ def suite(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(micro, "QUICK", TINY)
     mp.setattr(workloads, "WORKLOADS", workloads.WORKLOADS + (workloads.Workload("boom", "Boom", "cnn", _boom),))
-    opts = runner.Options(preset="quick", device="cpu", only=("micro", "lstm_seq2seq", "vgg11", "boom"), warmup=1,
+    opts = runner.Options(preset="quick", device="cpu", only=("micro", "lstm_seq2seq", "shufflenet_v1", "boom"), warmup=1,
                           active=2)
     rep = runner.run_suite(opts, progress=False)
     out = tmp_path_factory.mktemp("bench")
@@ -37,9 +37,10 @@ def test_statuses_and_reasons(suite):
     by = {w["id"]: w for w in d["workloads"]}
     assert by["lstm_seq2seq"]["status"] == "ok"
     assert by["boom"]["status"] == "failed" and "exploded" in by["boom"]["reason"]
-    tv, why = workloads.torchvision_models()
-    if tv is None:
-        assert by["vgg11"]["status"] == "skipped" and "torchvision" in by["vgg11"]["reason"]
+    # a seed CNN torchvision lacks runs from pyprof's definition, with or without torchvision: never skipped
+    assert by["shufflenet_v1"]["status"] == "ok"
+    assert by["shufflenet_v1"]["source"] == "pyprof.bench.models.mobile.shufflenet_v1"
+    assert by["shufflenet_v1"]["config"]["model_definition"] == "pyprof"
     tf32 = [m for m in d["microbenchmarks"] if m["dtype"] == "tf32"]
     assert tf32 and all(m["status"] == "skipped" and "GPU" in m["reason"] for m in tf32)
 
@@ -85,6 +86,51 @@ def test_outputs_written_and_readable(suite):
     assert len([e for e in tr["traceEvents"] if e["ph"] != "M"]) == rd["trace"]["events_written"]
     for fmt in ("html", "md", "terminal", "json"):
         assert "LSTM seq2seq" in render_any(out / "report.json", fmt)
+
+
+def test_every_seed_cnn_is_a_default_workload():
+    # the ten architectures of "Measuring the Algorithmic Efficiency of Neural Networks", Table 1 and Figure 4
+    ids = [w.id for w in workloads.select(None)]
+    assert {"alexnet", "vgg11", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1",
+            "shufflenet_v2", "efficientnet_b0"} <= set(ids)
+    assert len(workloads.VISION) == 10
+    # each has pyprof's own definition, so none is skipped where torchvision does not import
+    assert all(v.own for v in workloads.VISION.values())
+
+
+class _FakeTorchvision:
+    """Stands in for ``torchvision.models``: records the builder calls, returns a tiny module."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        import torch
+
+        def build(**kwargs):
+            self.calls.append((name, kwargs))
+            return torch.nn.Linear(1, 1)
+        return build
+
+
+def test_vision_model_comes_from_torchvision_when_it_imports():
+    tvm = _FakeTorchvision()
+    _, source, definition, notes = workloads.build_vision_model(workloads.VISION["googlenet"], tvm, "")
+    assert (source, definition, notes) == ("torchvision.models.googlenet", "torchvision", [])
+    assert tvm.calls == [("googlenet", {"aux_logits": False, "init_weights": True})]
+    # torchvision has no MobileNet v1: pyprof's definition even where torchvision imports
+    _, source, definition, notes = workloads.build_vision_model(workloads.VISION["mobilenet_v1"], tvm, "")
+    assert (source, definition) == ("pyprof.bench.models.mobile.mobilenet_v1", "pyprof")
+    assert "no such model" in notes[0] and len(tvm.calls) == 1
+
+
+def test_vision_model_falls_back_to_pyprof_with_the_reason():
+    why = "torchvision.models does not import (RuntimeError: operator torchvision::nms does not exist)"
+    model, source, definition, notes = workloads.build_vision_model(workloads.VISION["shufflenet_v2"], None, why)
+    assert (source, definition) == ("pyprof.bench.models.mobile.shufflenet_v2_x1_0", "pyprof")
+    assert notes[0].startswith(why) and "torchvision.models.shufflenet_v2_x1_0" in notes[0]
+    # 2,278,604 parameters: torchvision's published num_params for shufflenet_v2_x1_0
+    assert sum(p.numel() for p in model.parameters()) == 2_278_604
 
 
 def test_bad_only_is_a_clear_error():

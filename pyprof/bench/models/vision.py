@@ -1,12 +1,16 @@
-"""AlexNet (torchvision's single-tower variant), ResNet-18, ResNet-50 and MobileNetV2, written from the papers' layer tables.
+"""AlexNet, VGG-11, GoogLeNet, ResNet-18, ResNet-50 and MobileNetV2 in plain ``torch.nn``, layer for layer as torchvision
+defines them, for where ``torchvision.models`` does not import (a CPU torch it was not built against).
 
-Only what the suite needs where ``torchvision.models`` does not import. Parameter counts match the published ones:
-AlexNet 61,100,840; ResNet-18 11,689,512; ResNet-50 25,557,032; MobileNetV2 (width 1.0) 3,504,872 (asserted in tests/test_bench_models.py).
+Same layers, shapes and bias flags as torchvision 0.29's definitions, so parameter counts and forward multiply-adds equal
+torchvision's exactly (asserted against torchvision where it imports, and against torchvision's published
+``num_params`` / ``_ops`` everywhere, in tests/test_bench_models.py). Module names differ from torchvision's, so
+torchvision's checkpoints do not load into these: the suite trains from random initialization and only needs the shapes.
 """
 
 from __future__ import annotations
 
-import torch.nn as nn
+import torch
+from torch import nn
 
 
 def alexnet(num_classes: int = 1000) -> nn.Module:
@@ -22,6 +26,95 @@ def alexnet(num_classes: int = 1000) -> nn.Module:
         nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
         nn.Linear(4096, num_classes),
     )
+
+
+def vgg11(num_classes: int = 1000) -> nn.Module:
+    """VGG-11, configuration "A" of Simonyan & Zisserman 2014 (Table 1), without batch norm, as torchvision's ``vgg11``.
+
+    Eight 3x3 convolutions with bias (64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M; M = 2x2 max-pool), a 7x7
+    adaptive average pool and three fully connected layers (25088 -> 4096 -> 4096 -> classes) with dropout 0.5.
+    Input ``(N, 3, H, W)`` with H, W >= 32; output ``(N, num_classes)`` logits.
+    """
+    layers: list[nn.Module] = []
+    cin = 3
+    for v in (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"):
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            assert isinstance(v, int)
+            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=True)]
+            cin = v
+    layers += [nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(),
+               nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(0.5),
+               nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(0.5),
+               nn.Linear(4096, num_classes)]
+    model = nn.Sequential(*layers)
+    # torchvision's initialization (He normal for convs, N(0, 0.01) for the classifier): without it the 11-layer
+    # plain net starts with vanishing activations.
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+    return model
+
+
+class _ConvBNReLU(nn.Sequential):
+    """GoogLeNet's conv unit as torchvision has it: conv without bias, batch norm (eps 0.001), ReLU."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, padding: int = 0) -> None:
+        super().__init__(nn.Conv2d(cin, cout, k, stride, padding, bias=False), nn.BatchNorm2d(cout, eps=0.001),
+                         nn.ReLU(inplace=True))
+
+
+class _Inception(nn.Module):
+    """Inception module (Szegedy et al. 2014, Fig. 2b): 1x1 | 1x1->3x3 | 1x1->"5x5" | 3x3 max-pool->1x1, concatenated.
+
+    The "5x5" branch is a 3x3 convolution, as in torchvision (its known deviation from the paper, pytorch/vision#906,
+    kept so that parameter counts and multiply-adds match torchvision's published ones).
+    """
+
+    def __init__(self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int) -> None:
+        super().__init__()
+        self.branch1 = _ConvBNReLU(cin, c1, 1)
+        self.branch2 = nn.Sequential(_ConvBNReLU(cin, c3r, 1), _ConvBNReLU(c3r, c3, 3, padding=1))
+        self.branch3 = nn.Sequential(_ConvBNReLU(cin, c5r, 1), _ConvBNReLU(c5r, c5, 3, padding=1))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), _ConvBNReLU(cin, pool_proj, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+def googlenet(num_classes: int = 1000) -> nn.Module:
+    """GoogLeNet (Szegedy et al. 2014, Table 1) as torchvision's ``googlenet(aux_logits=False)``, batch-normalized.
+
+    Without the two auxiliary classifiers: torchvision's published 6,624,904 parameters are those of the model without
+    them (its pretrained model drops them), and they only add training-time work the paper's Table 1 does not list.
+    Input ``(N, 3, H, W)``; output ``(N, num_classes)`` logits.
+    """
+    # (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj): Table 1 of the paper, as torchvision lists them.
+    inc = {
+        "3a": (192, 64, 96, 128, 16, 32, 32), "3b": (256, 128, 128, 192, 32, 96, 64),
+        "4a": (480, 192, 96, 208, 16, 48, 64), "4b": (512, 160, 112, 224, 24, 64, 64),
+        "4c": (512, 128, 128, 256, 24, 64, 64), "4d": (512, 112, 144, 288, 32, 64, 64),
+        "4e": (528, 256, 160, 320, 32, 128, 128), "5a": (832, 256, 160, 320, 32, 128, 128),
+        "5b": (832, 384, 192, 384, 48, 128, 128),
+    }
+    model = nn.Sequential(
+        _ConvBNReLU(3, 64, 7, 2, 3), nn.MaxPool2d(3, 2, ceil_mode=True),
+        _ConvBNReLU(64, 64, 1), _ConvBNReLU(64, 192, 3, padding=1), nn.MaxPool2d(3, 2, ceil_mode=True),
+        _Inception(*inc["3a"]), _Inception(*inc["3b"]), nn.MaxPool2d(3, 2, ceil_mode=True),
+        *(_Inception(*inc[k]) for k in ("4a", "4b", "4c", "4d", "4e")), nn.MaxPool2d(2, 2, ceil_mode=True),
+        _Inception(*inc["5a"]), _Inception(*inc["5b"]),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(1024, num_classes),
+    )
+    # torchvision's init_weights=True: truncated N(0, 0.01) for convs and the classifier.
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+    return model
 
 
 class _BasicBlock(nn.Module):
