@@ -81,16 +81,23 @@ def collect_env(measure_peaks: bool = False) -> dict[str, Any]:
     env["gpu_counter_permission"] = _gpu_profiling_permission()
 
     if core is not None:
+        from pyprof.peaks import cpu as cpu_peaks
         from pyprof.sources.cpu import host as cpu
         info, err = _safe(cpu.cpu_info)
         env["cpu"] = info.to_dict() if info is not None else {"reason": err}
+        if info is not None:
+            try:  # the microarchitecture that sets FLOP/cycle/core (None when pyprof's table lacks this CPU)
+                env["cpu"]["microarch"] = cpu_peaks.lookup(info.vendor, info.family, info.model, info.best_isa,
+                                                           "fp32", info.model_name).microarch
+            except Exception:
+                env["cpu"]["microarch"] = None
         env["cpu_counters"] = dict(core.cpu.probe_counters())
         peaks: dict[str, Any] = {}
         for prec in ("fp32", "fp64"):
-            theo, how = cpu.theoretical_peak(prec) if info is not None else (None, "cpu info unavailable")
+            theo, how = cpu_peaks.theoretical_peak(prec) if info is not None else (None, "cpu info unavailable")
             peaks[prec] = {"theoretical_flops_per_s": theo, "derivation": how}
             if measure_peaks:
-                p, err = _safe(cpu.measure_peak, prec)
+                p, err = _safe(cpu_peaks.measure_peak, prec)
                 peaks[prec]["measured"] = p.to_dict() if p is not None else {"reason": err}
         env["cpu_peaks"] = peaks
     return env

@@ -18,7 +18,7 @@ from pyprof.session.options import ProfileOptions, validate_profile_options
 def test_defaults_are_profile_defaults():
     o = validate_profile_options()
     assert o == ProfileOptions()
-    assert o.report_formats == ("json", "md") and o.autosave_s == 60.0 and o.count_flops == "auto"
+    assert o.report_formats == ("json", "md", "html", "trace") and o.autosave_s == 60.0 and o.count_flops == "auto"
 
 
 def test_numbers_of_any_numeric_type_become_plain_python_numbers(tmp_path):

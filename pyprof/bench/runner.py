@@ -92,7 +92,7 @@ def _peaks(device: str) -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = []
     peaks: dict[str, Any] = {"precision": "fp32", "spec": None, "measured": None}
     if device == "cpu":
-        from pyprof.sources.cpu import host as cpu
+        from pyprof.peaks import cpu
         theo, how = cpu.theoretical_peak("fp32")
         peaks["spec"] = {"flops_per_s": theo, "kind": "theoretical", "source": how}
         p = cpu.measure_peak("fp32")

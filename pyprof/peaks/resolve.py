@@ -144,7 +144,7 @@ def resolve(device: DeviceReport | None, precision: str, *, peak: str | float | 
     elif peak is not None:
         spec = PeakReport(float(peak), "spec", precision, "given by the user (peak=)")
     if device is not None and device.kind == "cpu" and device.supported:
-        from pyprof.sources.cpu import host as cpu
+        from pyprof.peaks import cpu
         cpu_prec = precision if precision in ("fp32", "fp64") else "fp32"
         if cpu_prec != precision:
             notes.append(f"model precision {precision} on CPU is compared with the FP32 peak (no {precision} peak "

@@ -166,6 +166,14 @@ def conform(value: Any, tp: Any, path: str, *, ignored: list[str], where: Any) -
             raise bad()
         hints = typing.get_type_hints(tp)
         out: dict[str, Any] = {}
+        typed_only = getattr(tp, "_TYPED", None)
+        if typed_only is not None:
+            # An open record (GpuCounters): its typed keys are checked, every other key is the source's own detail,
+            # kept as written.
+            for k in typed_only:
+                if k in value:
+                    out[k] = conform(value[k], hints[k], f"{path}.{k}" if path else k, ignored=ignored, where=where)
+            return {k: out.get(k, v) for k, v in value.items()}
         for f in dataclasses.fields(tp):
             sub = f"{path}.{f.name}" if path else f.name
             if f.name not in value:

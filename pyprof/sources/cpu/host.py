@@ -1,8 +1,7 @@
 """CPU facts (identity, clock, ISAs) and executed FLOPs from the PMU.
 
 The CPU *peaks* (theoretical from the microarchitecture table, measured by the FMA-chain microkernel, and their
-cross-check) live in :mod:`pyprof.peaks.cpu`; ``CpuPeak``, ``theoretical_peak`` and ``measure_peak`` are re-exported
-here so ``pyprof.sources.cpu.host.measure_peak`` keeps working.
+cross-check) live in :mod:`pyprof.peaks.cpu`, which builds on this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from dataclasses import asdict, dataclass
 
 from pyprof._native import load_core
 
-# The peaks moved to pyprof.peaks.cpu; these names stay importable from here (the session imports them).
-from pyprof.peaks.cpu import CpuPeak, measure_peak, theoretical_peak
 
 
 @dataclass
@@ -41,18 +38,7 @@ class CpuInfo:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["best_isa"] = self.best_isa
-        d["microarch"] = self.microarch
         return d
-
-    @property
-    def microarch(self) -> str | None:
-        """Microarchitecture name from pyprof's table (None when this CPU is not in it)."""
-        from pyprof.peaks.cpu import lookup
-
-        try:
-            return lookup(self.vendor, self.family, self.model, self.best_isa, "fp32", self.model_name).microarch
-        except Exception:  # an ISA the table cannot price: the peak derivation says so
-            return None
 
 
 def _read_cpuinfo() -> dict[str, str]:
