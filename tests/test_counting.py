@@ -134,8 +134,10 @@ def test_signature_follows_every_container_kind():
     # both pack 10 elements, so the data tensors have the same shape (10, 2); only batch_sizes tell them apart
     assert p1.data.shape == p2.data.shape
     assert signature_of((p1,)) != signature_of((p2,))
-    # small 1-D integer CPU tensors (lengths) enter by value
-    assert signature_of(torch.tensor([3, 2])) != signature_of(torch.tensor([2, 3]))
+    # small 1-D integer CPU tensors under a size-like name (lengths) enter by value; labels and ids by shape only
+    assert signature_of({"lengths": torch.tensor([3, 2])}) != signature_of({"lengths": torch.tensor([2, 3])})
+    assert signature_of({"labels": torch.tensor([3, 2])}) == signature_of({"labels": torch.tensor([2, 3])})
+    assert signature_of((torch.tensor([3, 2]),)) == signature_of((torch.tensor([2, 3]),))
 
 
 def test_packed_sequence_lengths_are_recounted():

@@ -6,8 +6,10 @@ what changes the executed ops:
 - every tensor reachable from a root call's positional **and keyword** arguments (lists, tuples, named tuples, dicts
   and other mappings, dataclasses, and objects with tensor attributes, to a depth of :data:`MAX_DEPTH`): shape, dtype,
   device and ``requires_grad``;
-- tensor *values* where they decide the work: the ``batch_sizes`` of a ``PackedSequence`` and any 1-D integer CPU
-  tensor of at most :data:`VALUE_NUMEL` elements (sequence lengths, split sizes, indices);
+- tensor *values* where they decide the work: the ``batch_sizes`` of a ``PackedSequence``, and a 1-D integer CPU
+  tensor of at most :data:`VALUE_NUMEL` elements passed under a name that says it holds sizes (a keyword, dict key or
+  attribute containing one of :data:`SIZE_WORDS`: ``lengths=``, ``seq_len``, ``split_sizes``). Other integer tensors
+  (token ids, class labels) enter by shape only: their values change every batch without changing the work;
 - the root module's state: which parameters require grad, their dtype, and the training flag of every submodule;
 - the process state: grad mode, inference mode, autocast (enabled and dtype, CPU and CUDA).
 
@@ -27,8 +29,10 @@ from typing import Any
 
 #: How deep containers are followed (a batch dict of tuples of tensors is depth 2).
 MAX_DEPTH = 4
-#: 1-D integer CPU tensors up to this many elements enter the signature by value (lengths, split sizes).
+#: 1-D integer CPU tensors up to this many elements, under a size-like name, enter the signature by value.
 VALUE_NUMEL = 256
+#: Words in an argument's name that mark an integer tensor as sizes (its values decide the work).
+SIZE_WORDS = ("len", "size", "count", "offset", "split", "num_")
 
 _requires_grad = operator.attrgetter("requires_grad")
 _training = operator.attrgetter("training")
@@ -47,19 +51,25 @@ def _load_torch() -> Any:
     return _torch
 
 
-def signature_of(x: Any, depth: int = 0) -> Any:
+def _sizes_name(name: Any) -> bool:
+    return isinstance(name, str) and any(w in name.lower() for w in SIZE_WORDS)
+
+
+def signature_of(x: Any, depth: int = 0, name: Any = None) -> Any:
     """A hashable description of a call argument (see the module docstring for what it includes).
 
     Args:
         x: any value passed to a module call.
         depth: the container depth reached so far (callers pass 0).
+        name: the keyword, key or attribute name ``x`` was passed under, if any.
 
     Returns:
         A hashable value; equal for arguments that make a model execute the same ops, to the extent described above.
     """
     torch = _torch or _load_torch()
     if isinstance(x, torch.Tensor):
-        if x.dtype in _INT_DTYPES and x.dim() == 1 and x.numel() <= VALUE_NUMEL and x.device.type == "cpu":
+        if name is not None and x.dtype in _INT_DTYPES and x.dim() == 1 and x.numel() <= VALUE_NUMEL \
+                and x.device.type == "cpu" and _sizes_name(name):
             return (x.shape, x.dtype, x.requires_grad, tuple(x.tolist()))
         return (x.shape, x.dtype, x.device, x.requires_grad)
     if x is None or isinstance(x, (bool, int, float, str, bytes)):
@@ -71,19 +81,19 @@ def signature_of(x: Any, depth: int = 0) -> Any:
             return ("PackedSequence", signature_of(x[0], depth + 1), tuple(x[1].tolist()))
         return (type(x).__name__, *(signature_of(v, depth + 1) for v in x))
     if isinstance(x, Mapping):
-        return (type(x).__name__, *((k if isinstance(k, (str, int)) else repr(k), signature_of(v, depth + 1))
+        return (type(x).__name__, *((k if isinstance(k, (str, int)) else repr(k), signature_of(v, depth + 1, k))
                                     for k, v in x.items()))
     if isinstance(x, (set, frozenset)):
         return (type(x).__name__, len(x))
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return (type(x).__name__, *((f.name, signature_of(getattr(x, f.name, None), depth + 1))
+        return (type(x).__name__, *((f.name, signature_of(getattr(x, f.name, None), depth + 1, f.name))
                                     for f in dataclasses.fields(x)))
     if type(x).__name__ == "_Unseen":
         return x  # compared by identity: never equal to a real call's signature
     attrs = getattr(x, "__dict__", None)
     if isinstance(attrs, dict) and attrs and not callable(x):
         # An object carrying tensors as attributes (a batch class): follow its attributes.
-        return (type(x).__name__, *((k, signature_of(v, depth + 1)) for k, v in attrs.items()
+        return (type(x).__name__, *((k, signature_of(v, depth + 1, k)) for k, v in attrs.items()
                                     if not k.startswith("__")))
     return type(x).__name__
 
