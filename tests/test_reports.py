@@ -394,3 +394,17 @@ def test_markdown_learning_curve_section(result):
     # 8.64e19 FLOP = 1 pfs-day; 1.728e20 FLOP = 2 pfs-days
     assert "## Learning curve: mlp (accuracy against training FLOPs)" in md
     assert "| 86.4 EFLOP | 1 | 0.5 | n/a |" in md and "| 173 EFLOP | 2 | 0.75 | n/a |" in md
+
+
+def test_share_of_op_calls_without_a_formula_stands_next_to_mfu():
+    from pyprof.report.rows import uncounted_share
+
+    class R:  # the two fields the share reads
+        flop_counts = [{"op_calls": 0, "uncounted": []},
+                       {"op_calls": 40, "uncounted": [{"name": "aten.view", "calls": 6, "kind": "view"},
+                                                      {"name": "aten.relu", "calls": 4, "kind": "elementwise"}]}]
+
+    # (6 + 4) / 40 = 0.25: the first count with op calls is read
+    assert uncounted_share(R()) == 0.25
+    R.flop_counts = []
+    assert uncounted_share(R()) is None

@@ -39,6 +39,10 @@ def summary_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
         for p in rec.peaks:
             add("utilization", f"peak ({p.kind}, {p.precision})", f"{si(p.flops_per_s, 'FLOP/s')} — {p.source}")
         add("utilization", "utilization vs spec/theoretical peak (MFU)", pct(rec.utilization_vs_spec))
+        share = uncounted_share(r)
+        if share is not None:
+            add("utilization", "op calls without a FLOP formula (priced 0 in MFU)",
+                f"{pct(share)} (see the ledger; views and copies do no arithmetic)")
         add("utilization", "utilization vs measured peak", pct(rec.utilization_vs_measured))
         add("utilization", "HFU", f"{pct(rec.hfu)} ({rec.hfu_source})")
         add("method 2", "assumed utilization", f"{pct(rec.assumed_utilization)} ({rec.assumed_utilization_source})")
@@ -226,3 +230,21 @@ def top_modules(flop_counts: list[dict], n: int = 10) -> list[tuple[str, float, 
     total = agg.get("Global") or 1.0
     rows = sorted(((p, f, f / total) for p, f in agg.items() if p != "Global"), key=lambda x: -x[1])
     return rows[:n]
+
+
+def uncounted_share(r: ProfileResult) -> float | None:
+    """Share of op calls without a FLOP formula in the first counted step signature (None when nothing was counted).
+
+    A count's ``op_calls`` and its ledger (``uncounted``) come from the analytic counter; ops in the ledger are priced
+    at zero FLOPs, so a large share of arithmetic ops there would make MFU read low.
+    """
+    best = None
+    for fc in r.flop_counts:
+        calls = fc.get("op_calls") if isinstance(fc, dict) else None
+        if calls:
+            best = fc
+            break
+    if best is None:
+        return None
+    unc = sum(int(u.get("calls", 0)) for u in best.get("uncounted", []))
+    return min(1.0, unc / best["op_calls"])
