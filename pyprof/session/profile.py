@@ -172,7 +172,7 @@ class Profile:
         action_of(self.schedule, 0)
         device = detect_device(self.device_arg, self.model)  # bad input (device='cuda', no GPU) fails here
         if outer is not None:
-            outer._step_aside()  # `pyprof run` around a script that profiles itself: the script's profile wins
+            outer._step_aside(self)  # `pyprof run` around a script that profiles itself: the script's profile wins
         try:
             self._device = device
             _ACTIVE = self
@@ -278,14 +278,21 @@ class Profile:
         if _ACTIVE is self:
             _ACTIVE = None
 
-    def _step_aside(self) -> None:
+    def _step_aside(self, inner: Profile) -> None:
         """Called by a profile the profiled script opens itself (under ``pyprof run``): that profile wins.
 
         This one stops measuring (hooks removed, sources stopped; ``step()`` becomes a no-op), keeps the steps it
-        recorded before, and still writes its report at its own end, with a note.
+        recorded before, and still writes its report at its own end, with a note, unless the script's profile writes
+        into the same folder (its report is the one to keep there).
         """
         global _ACTIVE
         recorded = self._agg.steps
+        if self.output_dir is not None and inner.output_dir is not None and \
+                os.path.realpath(self.output_dir) == os.path.realpath(inner.output_dir):
+            print(f"{self._yield_label}: the script's profile writes to {self.output_dir} too; {self._yield_label} "
+                  "writes no report there", file=sys.stderr, flush=True)
+            self.output_dir = None
+        self._join_saver()  # an autosave in flight finishes before the script's profile starts writing
         print(f"{self._yield_label}: the script opened its own pyprof.profile(); that profile takes over and "
               f"{self._yield_label} steps aside (its report keeps the {recorded} step(s) recorded before)",
               file=sys.stderr, flush=True)
@@ -338,7 +345,8 @@ class Profile:
     def _emergency_report(self, reason: str) -> None:
         """Write a partial report now (in a signal handler: between two bytecodes of the user's loop)."""
         if self.output_dir is None:
-            print(f"pyprof: {reason}; no output_dir was given, so no report is written", file=sys.stderr)
+            if not self._aside:
+                print(f"pyprof: {reason}; no output_dir was given, so no report is written", file=sys.stderr)
             return
         self._join_saver()
         result = self._result or self._build_result(final=False, partial_reason=reason)
