@@ -642,12 +642,21 @@ def profile(model: Any = None, **kwargs: Any) -> Profile:
         recomputation: fraction of the forward recomputed in backward (1.0 = full activation checkpointing); MFU
             leaves it out, HFU counts it.
         training_examples, training_epochs: a full training run to project Method 1 and Method 2 onto.
-        output_dir: write report.json / report.md there (atomically) at the end, and autosave while running.
+        output_dir: write report.json / report.md there (atomically) at the end, after the first recorded step, and
+            every ``autosave_s`` while running; checked (created, a probe file written) before anything starts.
+            A write that fails later is a warning naming the folder; the result stays in ``prof.result()``.
         report_formats: subset of ("json", "md").
-        autosave_s: seconds between autosaves (None: only at the end).
+        autosave_s: seconds between autosaves (> 0; None: only the first report and the one at the end). Saves
+            run on a background thread from a snapshot of the bounded step window, so their cost does not grow
+            with the run.
         name: a name for the run in the report.
 
     Returns:
-        A :class:`Profile`, to be used as a context manager.
+        A :class:`Profile`, to be used as a context manager. SIGTERM inside it writes a partial report, then the
+        signal has its normal outcome (a handler installed before is called; otherwise the process dies by it).
+
+    Raises:
+        InvalidInputError: any argument of the wrong type or out of range (named, with the fix), before anything
+            global is touched (see :func:`pyprof.session.options.validate_profile_options`).
     """
     return Profile(model, **kwargs)
