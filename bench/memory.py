@@ -15,10 +15,11 @@ One process runs one profile and stops at each checkpoint (cumulative step count
   thread does), median of ``--saves``; the target is independent of the step count;
 - ``report_kib``: the size of report.json;
 - ``max_step_during_save_ms`` / ``max_step_idle_ms``: the longest ``prof.step()`` while a background save runs, and
-  over as many steps with none running: a save must not stall a step by more than a millisecond. A pure-Python
-  thread holds the GIL for up to the interpreter's switch interval (5 ms by default), so a loop of empty steps,
-  which never releases the GIL, is the worst case; a real step spends most of its time in torch kernels, which
-  release it.
+  over as many steps with none running, and how many of those steps took over 1 ms (``over_1ms_*``): a save
+  must not stall a step by more than a millisecond. The save thread shares the GIL (pyprof lowers the switch
+  interval to 0.5 ms while it runs), so a loop of empty steps, which never releases the GIL, is the worst case; a
+  real step spends most of its time in torch kernels, which release it. On a loaded machine the idle figures show
+  the scheduler's own stalls: compare the two columns.
 
 The steps are synthetic and as short as possible (the fast path: ``model=None``, ``count_flops="off"``, no hardware
 counters, nothing between two ``prof.step()`` calls), so that 10^6 of them take tens of seconds rather than the hours
@@ -45,17 +46,16 @@ def _rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _max_step_ms(prof: Any, n: int, while_alive: threading.Thread | None = None) -> tuple[float, int]:
-    worst = 0.0
-    done = 0
+def _step_times(prof: Any, n: int, while_alive: threading.Thread | None = None) -> list[float]:
+    """Durations (s) of up to ``n`` ``prof.step()`` calls, stopping when ``while_alive`` has finished."""
+    times = []
     for _ in range(n):
         t0 = time.perf_counter()
         prof.step()
-        worst = max(worst, time.perf_counter() - t0)
-        done += 1
+        times.append(time.perf_counter() - t0)
         if while_alive is not None and not while_alive.is_alive():
             break
-    return worst * 1e3, done
+    return times
 
 
 def run(checkpoints: list[int], saves: int) -> list[dict[str, Any]]:
@@ -91,9 +91,10 @@ def run(checkpoints: list[int], saves: int) -> list[dict[str, Any]]:
             # a real background save, and the steps that run beside it
             prof._autosave()
             saver = prof._saver
-            during_ms, n_during = _max_step_ms(prof, 10**6, while_alive=saver)
+            during = _step_times(prof, 10**6, while_alive=saver)
             prof._join_saver()
-            idle_ms, _ = _max_step_ms(prof, n_during)
+            idle = _step_times(prof, len(during))
+            n_during = len(during)
             done += 2 * n_during  # these steps count too (each checkpoint is then slightly more than its target)
             rows.append({
                 "steps": target,  # recorded before the measurements (plus the 2 x steps_during_save of earlier rows)
@@ -102,8 +103,10 @@ def run(checkpoints: list[int], saves: int) -> list[dict[str, Any]]:
                 "snapshot_ms": round(statistics.median(snap_ms), 3),
                 "save_ms": round(statistics.median(save_ms), 1),
                 "report_kib": round(os.path.getsize(os.path.join(out, "report.json")) / 1024, 1),
-                "max_step_during_save_ms": round(during_ms, 3),
-                "max_step_idle_ms": round(idle_ms, 3),
+                "max_step_during_save_ms": round(max(during) * 1e3, 3),
+                "max_step_idle_ms": round(max(idle) * 1e3, 3),
+                "over_1ms_during_save": sum(t > 1e-3 for t in during),
+                "over_1ms_idle": sum(t > 1e-3 for t in idle),
                 "steps_during_save": n_during,
                 "us_per_step": round(steps_s / max(1, n_steps) * 1e6, 2),
                 "elapsed_s": round(time.perf_counter() - t_start, 1),
@@ -113,7 +116,8 @@ def run(checkpoints: list[int], saves: int) -> list[dict[str, Any]]:
 
 
 COLUMNS = ("steps", "rss_mib", "rss_over_start_mib", "snapshot_ms", "save_ms", "report_kib",
-           "max_step_during_save_ms", "max_step_idle_ms", "us_per_step", "elapsed_s")
+           "max_step_during_save_ms", "max_step_idle_ms", "over_1ms_during_save", "over_1ms_idle",
+           "steps_during_save", "us_per_step", "elapsed_s")
 
 
 def _line(row: dict[str, Any]) -> str:

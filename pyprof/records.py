@@ -233,7 +233,7 @@ class LogHistogram:
     Values at or below ``lo`` count in bin 0.
     """
 
-    __slots__ = ("counts", "n", "lo", "log_r")
+    __slots__ = ("counts", "lo", "log_r", "n")
 
     def __init__(self, lo: float = 1e-9, ratio: float = 1.01) -> None:
         self.counts: dict[int, int] = {}
@@ -279,9 +279,24 @@ class LogHistogram:
 class _Group:
     """Running sums over one group of steps (all recorded steps, or those without counting)."""
 
-    __slots__ = ("n", "wall", "cpu", "times", "hist", "exact_cap", "t_min", "t_max",
-                 "analytic", "analytic_none", "forward", "forward_none", "hardware", "hardware_none",
-                 "examples", "examples_none")
+    __slots__ = (
+        "analytic",
+        "analytic_none",
+        "cpu",
+        "exact_cap",
+        "examples",
+        "examples_none",
+        "forward",
+        "forward_none",
+        "hardware",
+        "hardware_none",
+        "hist",
+        "n",
+        "t_max",
+        "t_min",
+        "times",
+        "wall",
+    )
 
     def __init__(self, exact_cap: int) -> None:
         self.n = 0
@@ -313,10 +328,8 @@ class _Group:
             else:
                 self.times = None  # the histogram (filled from the start) takes over
         self.hist.add(w)
-        if w < self.t_min:
-            self.t_min = w
-        if w > self.t_max:
-            self.t_max = w
+        self.t_min = min(self.t_min, w)
+        self.t_max = max(self.t_max, w)
         if s.analytic_flops is None:
             self.analytic_none = True
         else:
@@ -365,8 +378,19 @@ class StepAggregate:
             counting-time estimate.
     """
 
-    __slots__ = ("all", "clean", "counted_n", "counted_flops", "counted_effective", "counted_forward",
-                 "ex_counted_flops", "ex_counted_examples", "ex_counted_n", "perturbed_times", "perturbed_hist")
+    __slots__ = (
+        "all",
+        "clean",
+        "counted_effective",
+        "counted_flops",
+        "counted_forward",
+        "counted_n",
+        "ex_counted_examples",
+        "ex_counted_flops",
+        "ex_counted_n",
+        "perturbed_hist",
+        "perturbed_times",
+    )
 
     def __init__(self, exact_times: int = 3072) -> None:
         self.all = _Group(exact_times)

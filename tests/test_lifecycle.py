@@ -180,11 +180,10 @@ def test_ctrl_c_during_the_peak_measurement_keeps_the_report(tmp_path):
 
 def test_the_held_interrupt_is_delivered_after_the_critical_section():
     reached = []
-    with pytest.raises(KeyboardInterrupt):
-        with profile_mod._deferred_signals():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.01)
-            reached.append("end of the critical section")
+    with pytest.raises(KeyboardInterrupt), profile_mod._deferred_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        reached.append("end of the critical section")
     assert reached == ["end of the critical section"]  # the write was not cut short
 
 
@@ -255,7 +254,7 @@ def test_output_dir_without_write_permission_fails_before_training(tmp_path):
 
 
 def test_a_write_error_at_the_end_is_a_warning_and_the_last_report_survives(tmp_report_dir, monkeypatch):
-    import pyprof.report as report
+    from pyprof import report
 
     model = _mlp()
     real_write = report.write_reports
@@ -282,7 +281,7 @@ def test_a_write_error_at_the_end_is_a_warning_and_the_last_report_survives(tmp_
 
 
 def test_pyprof_run_keeps_the_scripts_exit_code_when_the_report_cannot_be_written(tmp_path, monkeypatch):
-    import pyprof.report as report
+    from pyprof import report
     from pyprof.session.run import run_script
 
     train = tmp_path / "train.py"

@@ -39,7 +39,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pyprof.errors import InvalidInputError, ProfilerStateError
@@ -60,6 +59,9 @@ __all__ = ["Profile", "Schedule", "profile", "schedule"]
 
 #: The one profile that may be active in this process (profiles do not nest).
 _ACTIVE: Profile | None = None
+
+#: The interpreter's switch interval while a background save runs (seconds): see ``Profile._autosave``.
+_SAVE_SWITCH_INTERVAL_S = 5e-4
 
 _signature_of = signature_of  # the name this module had before the split
 _action_of = action_of
@@ -573,10 +575,19 @@ class Profile:
         self._saved_once = True
 
         def save() -> None:
+            # The save is pure Python and shares the GIL: each time the training thread wants it back it waits up to
+            # the interpreter's switch interval (5 ms by default). 0.5 ms while the save runs keeps that wait under
+            # the 1 ms a step may be stalled; the previous interval is restored unless someone changed it meanwhile.
+            prev = sys.getswitchinterval()
+            ours = min(prev, _SAVE_SWITCH_INTERVAL_S)
+            sys.setswitchinterval(ours)
             try:
                 self._write(build())
             except Exception as e:
                 warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=2)
+            finally:
+                if sys.getswitchinterval() == ours:
+                    sys.setswitchinterval(prev)
 
         self._saver = threading.Thread(target=save, name="pyprof-autosave", daemon=True)
         self._saver.start()
@@ -604,7 +615,7 @@ class _deferred_signals:
             self.saved[sig] = signal.getsignal(sig)
             signal.signal(sig, lambda signum, frame: self.pending.append(signum))
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self.saved.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         for sig in dict.fromkeys(self.pending):

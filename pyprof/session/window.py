@@ -38,7 +38,7 @@ class StepWindow:
     n/k), seeded with 0 so two identical runs keep the same rows. Memory: at most ``3 n`` rows.
     """
 
-    __slots__ = ("n", "head", "tail", "sample", "middle_seen", "_rng", "total")
+    __slots__ = ("_rng", "head", "middle_seen", "n", "sample", "tail", "total")
 
     def __init__(self, n: int = DEFAULT_WINDOW_N) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
