@@ -350,3 +350,47 @@ def test_a_numpy_peak_is_accepted_and_serialized(tmp_report_dir):
     # float32 has a 24-bit mantissa: 1e12 rounds to 999,999,995,904 (= 2**39 * 1.8189894...), kept as that float
     assert d["config"]["peak"] == 999999995904.0
     assert d["reconciliation"]["peaks"][0]["flops_per_s"] == 999999995904.0
+
+
+def test_ctrl_c_mid_loop_leaves_a_partial_report(tmp_path):
+    out, ready = tmp_path / "out", tmp_path / "ready"
+    p = _child(LOOP.format(setup=""), tmp_path, str(out), str(ready))
+    _wait_for(ready, p)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode != 0 and "KeyboardInterrupt" in err
+    r = read_report(out / "report.json")
+    assert r.partial and r.partial_reason == "KeyboardInterrupt" and r.totals.steps >= 4
+
+
+def test_sigterm_during_the_peak_measurement_keeps_the_report(tmp_path):
+    """SIGTERM at the end of the run (the loop finished, the peak is being measured): the report is on disk and
+    the process dies by SIGTERM."""
+    out = tmp_path / "out"
+    code = """
+    import sys, time, torch, pyprof
+    from torch import nn
+    import pyprof.sources.cpu.host as host
+    def slow_measure(precision):  # stands in for a slow microkernel run
+        time.sleep(60)
+        raise AssertionError("not interrupted")
+    host.measure_peak = slow_measure
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pyprof.profile(model, output_dir=sys.argv[1], device="cpu") as prof:
+        for i in range(5):
+            model(torch.randn(4, 16)).sum().backward()
+            prof.step()
+    """
+    p = _child(code, tmp_path, str(out))
+    deadline = time.monotonic() + 120
+    line = ""
+    while "measuring the CPU peak" not in line:
+        line = p.stderr.readline()
+        if (not line and p.poll() is not None) or time.monotonic() > deadline:
+            p.kill()
+            pytest.fail("no peak announcement")
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGTERM
+    r = read_report(out / "report.json")
+    assert r.totals.steps == 5 and not r.partial and "measured" not in r.cpu_peaks
