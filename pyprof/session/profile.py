@@ -39,7 +39,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pyprof.errors import InvalidInputError, ProfilerStateError
 from pyprof.peaks.resolve import (
@@ -198,7 +198,7 @@ class Profile:
             raise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         partial_reason = None
         # An interrupt (Ctrl-C, or a SIGTERM handler that raises) during any end-of-run step is held until the
         # report is on disk, then raised: the report is never lost to it.
