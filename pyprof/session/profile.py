@@ -230,12 +230,18 @@ class Profile:
 
     def _finish(self, partial_reason: str | None) -> None:
         """The end of the run: the report first (fast, bounded), then the slow CPU peak measurement, rewritten."""
-        self._join_saver()
+        waited: KeyboardInterrupt | None = None
+        try:
+            self._join_saver()
+        except KeyboardInterrupt as e:  # Ctrl-C while an autosave finishes: the report still comes first
+            waited = e
         slow_peak = self.measure_peak and self._device is not None and self._device.kind == "cpu" \
             and self._device.supported
         with _deferred_signals():  # building and writing take well under a second; a signal waits for them
             self._result = self._build_result(final=True, partial_reason=partial_reason, measure=False)
             self._write(self._result, final=True)
+        if waited is not None:
+            raise waited
         if not slow_peak:
             return
         print("pyprof: measuring the CPU peak (~1 s; Ctrl-C skips it)", file=sys.stderr, flush=True)
@@ -352,7 +358,7 @@ class Profile:
             return
         self._join_saver()
         result = self._result or self._build_result(final=False, partial_reason=reason)
-        self._write(result, final=True)
+        self._write(result)  # not final: if a chained handler lets the run go on, autosaves and the end still write
 
     # ------------------------------------------------------------------ steps
     def step(self, examples: int | None = None) -> None:
@@ -582,7 +588,9 @@ class Profile:
             ours = min(prev, _SAVE_SWITCH_INTERVAL_S)
             sys.setswitchinterval(ours)
             try:
-                self._write(build())
+                result = build()
+                if not self._final_written:  # an autosave never replaces the final report
+                    self._write(result)
             except Exception as e:
                 warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=2)
             finally:
