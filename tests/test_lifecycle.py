@@ -394,3 +394,31 @@ def test_sigterm_during_the_peak_measurement_keeps_the_report(tmp_path):
     assert p.returncode == -signal.SIGTERM
     r = read_report(out / "report.json")
     assert r.totals.steps == 5 and not r.partial and "measured" not in r.cpu_peaks
+
+
+def test_a_chained_handler_that_lets_the_run_go_on(tmp_report_dir):
+    """A trainer's own SIGTERM handler that only asks for a graceful stop: pyprof writes a partial report, calls it,
+    and the run goes on to its normal end and final report."""
+    asked = []
+
+    def graceful(signum, frame):
+        asked.append(signum)
+
+    prev = signal.signal(signal.SIGTERM, graceful)
+    try:
+        model = _mlp()
+        with pyprof.profile(model, output_dir=tmp_report_dir, measure_peak=False) as prof:
+            for i in range(4):
+                model(torch.randn(2, 16)).sum().backward()
+                prof.step()
+                if i == 1:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.01)  # delivered by now (Python runs the handler at the next bytecode)
+                    d = json.loads((tmp_report_dir / "report.json").read_text())
+                    assert d["partial_reason"] == "stopped by SIGTERM" and d["totals"]["steps"] == 2
+        assert asked == [signal.SIGTERM]
+        r = read_report(tmp_report_dir / "report.json")
+        assert not r.partial and r.totals.steps == 4
+        assert signal.getsignal(signal.SIGTERM) is graceful  # ours is gone, the user's is back
+    finally:
+        signal.signal(signal.SIGTERM, prev)
