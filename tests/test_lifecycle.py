@@ -422,3 +422,17 @@ def test_a_chained_handler_that_lets_the_run_go_on(tmp_report_dir):
         assert signal.getsignal(signal.SIGTERM) is graceful  # ours is gone, the user's is back
     finally:
         signal.signal(signal.SIGTERM, prev)
+
+
+def test_ctrl_c_in_the_loop_skips_the_peak_measurement(tmp_report_dir, monkeypatch):
+    import pyprof.sources.cpu.host as host
+
+    monkeypatch.setattr(host, "measure_peak", lambda precision: pytest.fail("the peak must not be measured"))
+    model = _mlp()
+    with pytest.raises(KeyboardInterrupt):
+        with pyprof.profile(model, output_dir=tmp_report_dir, device="cpu") as prof:
+            model(torch.randn(2, 16)).sum().backward()
+            prof.step()
+            raise KeyboardInterrupt
+    r = read_report(tmp_report_dir / "report.json")
+    assert r.partial and "the CPU peak was not measured: the run was interrupted (Ctrl-C)" in r.notes

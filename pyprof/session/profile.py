@@ -217,6 +217,11 @@ class Profile:
             self._stop_sources()
         except BaseException as e:
             interrupt = interrupt or e
+        if self.measure_peak and ((exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+                                  or isinstance(interrupt, KeyboardInterrupt)):
+            # The user asked to stop: no second of peak measurement after that.
+            self._notes.append("the CPU peak was not measured: the run was interrupted (Ctrl-C)")
+            self.measure_peak = False
         try:
             self._finish(partial_reason if interrupt is None else
                          (partial_reason or f"{type(interrupt).__name__} while the run was ending"))
