@@ -241,4 +241,5 @@ def validate_profile_options(**kwargs: Any) -> ProfileOptions:
     return ProfileOptions(model=model, schedule=sched, examples_per_step=eps, count_flops=count_flops, peak=peak,
                           precision=precision, recomputation=rec, output_dir=out, report_formats=tuple(fmts),
                           autosave_s=autosave, name=name, device=device, counters=counters, top_kernels=top,
-                          **training, **bools)
+                          training_examples=training["training_examples"],
+                          training_epochs=training["training_epochs"], **bools)
