@@ -7,6 +7,7 @@ Data flows one way: measurements (profiler) -> these records -> reconciliation (
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -467,6 +468,18 @@ class Totals:
     counted_signatures: int
 
 
+@dataclass
+class StepsWindowInfo:
+    """Which per-step rows a report keeps (:mod:`pyprof.session.window`); totals always cover every recorded step."""
+
+    recorded_steps: int      # recorded steps summarized in the totals
+    rows: int                # rows kept in ProfileResult.steps
+    first: int               # of which the first recorded steps
+    last: int                # the last recorded steps
+    sampled: int             # a uniform sample (reservoir) of the steps between
+    selection: str           # the same in words, for the report
+
+
 #: Job report schema (``kind`` and version of a multi-rank ``report.json``, :mod:`pyprof.session.distributed`).
 JOB_SCHEMA_VERSION = "1.0"
 JOB_KIND = "pyprof.job"
@@ -526,6 +539,7 @@ class ProfileResult:
     notes: list[str] = field(default_factory=list)
     gpu: GpuRun | None = None             # GPU section: sources' status, totals, per-precision utilization, kernels
     learning_curves: list[dict[str, Any]] = field(default_factory=list)  # LearningCurve.to_dict() per logged metric
+    steps_window: StepsWindowInfo | None = None  # which rows ``steps`` keeps (schema 1.2; None in older reports)
 
     def to_dict(self) -> dict[str, Any]:
         # steps and the GPU section serialize themselves (they leave unmeasured GPU fields out); converting them
@@ -559,6 +573,7 @@ class ProfileResult:
             notes=d.get("notes", []),
             gpu=GpuRun.from_dict(d["gpu"]) if d.get("gpu") is not None else None,
             learning_curves=d.get("learning_curves") or [],
+            steps_window=StepsWindowInfo(**d["steps_window"]) if d.get("steps_window") else None,
         )
 
 
@@ -569,37 +584,272 @@ def sum_or_none(values: list) -> float | None:
     return float(sum(values))
 
 
-def summarize_steps(steps: list[StepRecord], counting_time_s: float, counted_signatures: int) -> Totals:
-    """Aggregate step records into :class:`Totals`."""
-    clean = [s for s in steps if not s.perturbed]
-    timed = clean or steps
-    times = [s.wall_time_s for s in timed]
-    counted = [s for s in steps if s.analytic_flops is not None]
-    ex_counted = [s for s in counted if s.examples]
-    examples = sum_or_none([s.examples for s in steps])
-    timed_examples = sum_or_none([s.examples for s in timed])
-    return Totals(
-        steps=len(steps),
-        wall_time_s=sum(s.wall_time_s for s in steps),
-        cpu_time_s=sum(s.cpu_time_s for s in steps),
-        perturbed_steps=len(steps) - len(clean),
-        timed_steps=len(timed),
-        timed_wall_time_s=sum(times),
-        timed_analytic_flops=sum_or_none([s.analytic_flops for s in timed]),
-        timed_forward_flops=sum_or_none([s.analytic_forward_flops for s in timed]),
-        timed_hardware_flops=sum_or_none([s.hardware_flops for s in timed]),
-        timed_examples=int(timed_examples) if timed_examples is not None else None,
-        step_time_s_median=statistics.median(times) if times else None,
-        step_time_s_min=min(times) if times else None,
-        step_time_s_max=max(times) if times else None,
-        analytic_flops=float(sum(s.analytic_flops or 0 for s in counted)) if counted else None,
-        analytic_flops_effective=float(sum(s.analytic_flops_effective or 0 for s in counted)) if counted else None,
-        analytic_forward_flops=float(sum(s.analytic_forward_flops or 0 for s in counted)) if counted else None,
-        analytic_steps_missing=len(steps) - len(counted),
-        hardware_flops=sum_or_none([s.hardware_flops for s in steps]),
-        examples=int(examples) if examples is not None else None,
-        analytic_flops_per_example=(sum(s.analytic_flops or 0 for s in ex_counted) / sum(s.examples or 0 for s in ex_counted))
-        if ex_counted else None,
-        counting_time_s=counting_time_s,
-        counted_signatures=counted_signatures,
+class LogHistogram:
+    """Counts of positive values in fixed log-spaced bins: bin ``i`` holds ``[lo * r**i, lo * r**(i+1))``.
+
+    With ``r = 1.01`` a quantile read back is within 0.5% of a value of the data (the bin's geometric middle is at
+    most ``sqrt(1.01) - 1 = 0.4988%`` from either edge). Bins are kept sparse (a dict), so memory is bounded by the
+    number of distinct bins touched: at most ``log(hi / lo) / log(r)`` = 3240 for step times between 1 ns and a day.
+    Values at or below ``lo`` count in bin 0.
+    """
+
+    __slots__ = ("counts", "lo", "log_r", "n")
+
+    def __init__(self, lo: float = 1e-9, ratio: float = 1.01) -> None:
+        self.counts: dict[int, int] = {}
+        self.n = 0
+        self.lo = lo
+        self.log_r = math.log(ratio)
+
+    def add(self, x: float) -> None:
+        i = int(math.log(x / self.lo) / self.log_r) if x > self.lo else 0
+        self.counts[i] = self.counts.get(i, 0) + 1
+        self.n += 1
+
+    def mid(self, i: int) -> float:
+        """The geometric middle of bin ``i`` (seconds, for step times)."""
+        return self.lo * math.exp((i + 0.5) * self.log_r)
+
+    def bins(self) -> list[tuple[float, int]]:
+        """(geometric middle, count) of every non-empty bin, in increasing order."""
+        return [(self.mid(i), c) for i, c in sorted(self.counts.items())]
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q``-quantile (0..1) as its bin's middle; the median of an even count averages the two middle
+        values' bins, as :func:`statistics.median` does. None when empty."""
+        if self.n == 0:
+            return None
+        ranks = (math.floor(q * (self.n - 1)), math.ceil(q * (self.n - 1)))
+        found: list[float] = []
+        seen = 0
+        for i, c in sorted(self.counts.items()):
+            while len(found) < 2 and ranks[len(found)] < seen + c:
+                found.append(self.mid(i))
+            seen += c
+            if len(found) == 2:
+                break
+        return (found[0] + found[1]) / 2
+
+    def copy(self) -> LogHistogram:
+        h = LogHistogram.__new__(LogHistogram)
+        h.counts, h.n, h.lo, h.log_r = dict(self.counts), self.n, self.lo, self.log_r
+        return h
+
+
+class _Group:
+    """Running sums over one group of steps (all recorded steps, or those without counting)."""
+
+    __slots__ = (
+        "analytic",
+        "analytic_none",
+        "cpu",
+        "exact_cap",
+        "examples",
+        "examples_none",
+        "forward",
+        "forward_none",
+        "hardware",
+        "hardware_none",
+        "hist",
+        "n",
+        "t_max",
+        "t_min",
+        "times",
+        "wall",
     )
+
+    def __init__(self, exact_cap: int) -> None:
+        self.n = 0
+        self.wall: float = 0
+        self.cpu: float = 0
+        self.times: list[float] | None = []   # every step time while n <= exact_cap (exact median), then None
+        self.hist = LogHistogram()
+        self.exact_cap = exact_cap
+        self.t_min = math.inf
+        self.t_max = -math.inf
+        self.analytic = 0
+        self.analytic_none = False
+        self.forward = 0
+        self.forward_none = False
+        self.hardware: float = 0  # int + int stays exact, as in sum()
+        self.hardware_none = False
+        self.examples = 0
+        self.examples_none = False
+
+    def add(self, s: StepRecord) -> None:
+        w = s.wall_time_s
+        self.n += 1
+        # Plain left-to-right float addition: the same value Python 3.11's sum() gives over the list.
+        self.wall += w
+        self.cpu += s.cpu_time_s
+        if self.times is not None:
+            if self.n <= self.exact_cap:
+                self.times.append(w)
+            else:
+                self.times = None  # the histogram (filled from the start) takes over
+        self.hist.add(w)
+        self.t_min = min(self.t_min, w)
+        self.t_max = max(self.t_max, w)
+        if s.analytic_flops is None:
+            self.analytic_none = True
+        else:
+            self.analytic += s.analytic_flops
+        if s.analytic_forward_flops is None:
+            self.forward_none = True
+        else:
+            self.forward += s.analytic_forward_flops
+        if s.hardware_flops is None:
+            self.hardware_none = True
+        else:
+            self.hardware += s.hardware_flops
+        if s.examples is None:
+            self.examples_none = True
+        else:
+            self.examples += s.examples
+
+    def median(self) -> float | None:
+        if self.n == 0:
+            return None
+        if self.times is not None:
+            return statistics.median(self.times)
+        return self.hist.quantile(0.5)
+
+    def copy(self) -> _Group:
+        g = _Group.__new__(_Group)
+        for k in _Group.__slots__:
+            setattr(g, k, getattr(self, k))
+        g.times = list(self.times) if self.times is not None else None
+        g.hist = self.hist.copy()
+        return g
+
+
+def _known(none_seen: bool, n: int, total: float) -> float | None:
+    # sum_or_none's rule: a partial sum would read as a wrong total
+    return None if (none_seen or n == 0) else float(total)
+
+
+class StepAggregate:
+    """Running aggregates of every recorded step, O(1) memory (bounded by ``exact_times`` floats and the histogram
+    bins) and O(1) time per step.
+
+    Args:
+        exact_times: step times kept exactly (for an exact median, as :func:`statistics.median`) before the
+            histogram's median (within 0.5%) takes over; also the bound on counted steps' times kept for the
+            counting-time estimate.
+    """
+
+    __slots__ = (
+        "all",
+        "clean",
+        "counted_effective",
+        "counted_flops",
+        "counted_forward",
+        "counted_n",
+        "ex_counted_examples",
+        "ex_counted_flops",
+        "ex_counted_n",
+        "perturbed_hist",
+        "perturbed_times",
+    )
+
+    def __init__(self, exact_times: int = 3072) -> None:
+        self.all = _Group(exact_times)
+        self.clean = _Group(exact_times)
+        self.counted_n = 0
+        self.counted_flops = 0
+        self.counted_effective = 0
+        self.counted_forward = 0
+        self.ex_counted_flops = 0
+        self.ex_counted_examples = 0
+        self.ex_counted_n = 0
+        self.perturbed_times: list[float] | None = []
+        self.perturbed_hist = LogHistogram()
+
+    @property
+    def steps(self) -> int:
+        return self.all.n
+
+    def add(self, s: StepRecord) -> None:
+        self.all.add(s)
+        if not s.perturbed:
+            self.clean.add(s)
+        else:
+            self.perturbed_hist.add(s.wall_time_s)
+            if self.perturbed_times is not None:
+                if len(self.perturbed_times) < self.all.exact_cap:
+                    self.perturbed_times.append(s.wall_time_s)
+                else:
+                    self.perturbed_times = None
+        if s.analytic_flops is not None:
+            self.counted_n += 1
+            self.counted_flops += s.analytic_flops
+            self.counted_effective += s.analytic_flops_effective or 0
+            self.counted_forward += s.analytic_forward_flops or 0
+            if s.examples:
+                self.ex_counted_n += 1
+                self.ex_counted_flops += s.analytic_flops
+                self.ex_counted_examples += s.examples
+
+    def snapshot(self) -> StepAggregate:
+        """An independent copy (a few scalars, at most ``exact_times`` floats per group, the histogram bins)."""
+        a = StepAggregate.__new__(StepAggregate)
+        for k in StepAggregate.__slots__:
+            setattr(a, k, getattr(self, k))
+        a.all, a.clean = self.all.copy(), self.clean.copy()
+        a.perturbed_times = list(self.perturbed_times) if self.perturbed_times is not None else None
+        a.perturbed_hist = self.perturbed_hist.copy()
+        return a
+
+    def counting_time_s(self) -> float:
+        """Time spent in analytic counting: each counted step's excess over the median of the steps without counting
+        (as :func:`pyprof.session.assemble.counting_time_s`; from the histogram of counted steps' times, bin
+        middles, once more than ``exact_times`` steps were counted)."""
+        med = self.clean.median()
+        if med is None or self.all.n == self.clean.n:
+            return 0.0
+        if self.perturbed_times is not None:
+            return sum(max(0.0, w - med) for w in self.perturbed_times)
+        return sum(c * max(0.0, m - med) for m, c in self.perturbed_hist.bins())
+
+    def totals(self, counting_time_s: float, counted_signatures: int) -> Totals:
+        """:class:`~pyprof.records.Totals` over every step added (the same values
+        :func:`~pyprof.records.summarize_steps` gives over the full list, while the exact times are kept)."""
+        a = self.all
+        timed = self.clean if self.clean.n else a
+        examples = _known(a.examples_none, a.n, a.examples)
+        timed_examples = _known(timed.examples_none, timed.n, timed.examples)
+        counted = self.counted_n > 0
+        return Totals(
+            steps=a.n,
+            wall_time_s=a.wall,
+            cpu_time_s=a.cpu,
+            perturbed_steps=a.n - self.clean.n,
+            timed_steps=timed.n,
+            timed_wall_time_s=timed.wall,
+            timed_analytic_flops=_known(timed.analytic_none, timed.n, timed.analytic),
+            timed_forward_flops=_known(timed.forward_none, timed.n, timed.forward),
+            timed_hardware_flops=_known(timed.hardware_none, timed.n, timed.hardware),
+            timed_examples=int(timed_examples) if timed_examples is not None else None,
+            step_time_s_median=timed.median(),
+            step_time_s_min=timed.t_min if timed.n else None,
+            step_time_s_max=timed.t_max if timed.n else None,
+            analytic_flops=float(self.counted_flops) if counted else None,
+            analytic_flops_effective=float(self.counted_effective) if counted else None,
+            analytic_forward_flops=float(self.counted_forward) if counted else None,
+            analytic_steps_missing=a.n - self.counted_n,
+            hardware_flops=_known(a.hardware_none, a.n, a.hardware),
+            examples=int(examples) if examples is not None else None,
+            analytic_flops_per_example=(self.ex_counted_flops / self.ex_counted_examples)
+            if self.ex_counted_n else None,
+            counting_time_s=counting_time_s,
+            counted_signatures=counted_signatures,
+        )
+
+
+def summarize_steps(steps: list[StepRecord], counting_time_s: float, counted_signatures: int) -> Totals:
+    """Aggregate a list of step records into :class:`Totals` (every step time kept: the median is exact)."""
+    agg = StepAggregate(exact_times=2**62)
+    for s in steps:
+        agg.add(s)
+    return agg.totals(counting_time_s, counted_signatures)
+

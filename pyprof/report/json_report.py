@@ -16,7 +16,7 @@ from pyprof.errors import ReportError
 from pyprof.records import ProfileResult
 
 #: Bump the major version when a field changes meaning or is removed; the minor when fields are added.
-SCHEMA_VERSION = "1.1"  # 1.1: per-step and run-level "gpu" sections
+SCHEMA_VERSION = "1.2"  # 1.1: per-step and run-level "gpu" sections; 1.2: steps_window
 KIND = "pyprof.profile"
 
 

@@ -21,7 +21,9 @@ from pyprof.records import (
     DeviceReport,
     GpuRun,
     ProfileResult,
+    StepAggregate,
     StepRecord,
+    StepsWindowInfo,
     Totals,
     summarize_steps,
 )
@@ -49,10 +51,15 @@ def build_result(*, name: str, started_at: str, device: DeviceReport | None, con
                  cpu_peaks: dict[str, Any], notes: list[str], partial_reason: str | None,
                  peaks: Callable[[list[StepRecord]], PeakSet], recomputation: float,
                  training_examples: float | None, training_epochs: float | None,
-                 gpu_section: GpuRun | None, gpu_spec_peaks: Callable[[], dict[str, Any]]) -> ProfileResult:
+                 gpu_section: GpuRun | None, gpu_spec_peaks: Callable[[], dict[str, Any]],
+                 aggregate: StepAggregate | None = None, steps_window: StepsWindowInfo | None = None) -> ProfileResult:
     """The result of a profile (or a snapshot of one while it runs).
 
     Args:
+        steps: the per-step rows the result keeps (all of them, or a bounded window of a long run).
+        aggregate: running totals over every recorded step (:mod:`pyprof.session.window`); None: totals from
+            ``steps``, which are then every step.
+        steps_window: which rows ``steps`` keeps, for the report.
         peaks: resolves the peaks for these steps (called inside a guard: a failure becomes a note).
         cpu_peaks: the profile's CPU peak table; the resolved peaks' table is merged into it.
         gpu_section: the GPU session's run section (``GpuSession.finish``), None on the CPU or while running.
@@ -60,8 +67,17 @@ def build_result(*, name: str, started_at: str, device: DeviceReport | None, con
     """
     from pyprof import __version__
     from pyprof.accounting.reconcile import reconcile
-    totals = summarize_steps(steps, counting_time_s(steps), len(flop_counts))
+    if aggregate is not None:
+        totals = aggregate.totals(aggregate.counting_time_s(), len(flop_counts))
+    else:
+        totals = summarize_steps(steps, counting_time_s(steps), len(flop_counts))
     notes = list(notes)
+    if steps_window is not None and steps_window.rows < steps_window.recorded_steps:
+        notes.append(f"per-step rows: {steps_window.rows} of {steps_window.recorded_steps} recorded steps are kept "
+                     f"({steps_window.selection}); totals cover all {steps_window.recorded_steps}, and the median "
+                     "step time past 3072 steps comes from a log-spaced histogram (within 0.5%)")
+        if device is not None and device.kind == "cuda":
+            notes.append("the GPU section's totals cover the kept per-step rows only")
     hw_info = apply_gpu_counters(gpu_section, totals, notes, hw_info)
     rec = None
     try:
@@ -108,6 +124,7 @@ def build_result(*, name: str, started_at: str, device: DeviceReport | None, con
         partial_reason=partial_reason,
         notes=notes,
         gpu=gpu,
+        steps_window=steps_window,
     )
 
 

@@ -14,17 +14,32 @@ of the rates.
 
 The profiler never breaks the loop it wraps: a failure inside pyprof's hooks disables that measurement with a warning;
 the loop's own exceptions propagate unchanged, and the report is still written (marked partial).
+
+Lifecycle (every way a run ends leaves a report):
+
+- every argument is checked (:func:`pyprof.session.options.validate_profile_options`, the schedule's first action,
+  the device) before any global state is touched, and a failure inside ``__enter__`` rolls back what it installed;
+- the first report is written after the first recorded step, then every ``autosave_s``, on a background thread
+  from a cheap snapshot of the bounded step window and running totals (:mod:`pyprof.session.window`);
+- SIGTERM (schedulers, ``timeout``, Kubernetes, SLURM) writes a partial report, then has its normal outcome: the
+  handler installed before the profile is called, or, with the default action, the process dies by SIGTERM;
+- at the end the report is written first, then the slow CPU peak measurement runs (announced on stderr; Ctrl-C skips
+  it and propagates, the report already on disk); a report that cannot be written is a warning naming the folder,
+  never an exception in the user's code, and ``prof.result()`` keeps the result.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import os
+import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pyprof.errors import InvalidInputError, ProfilerStateError
 from pyprof.peaks.resolve import (
@@ -34,15 +49,19 @@ from pyprof.peaks.resolve import (
     model_precision,
     resolve,
 )
-from pyprof.records import DeviceReport, GpuRun, ProfileResult, StepRecord
+from pyprof.records import DeviceReport, GpuRun, ProfileResult, StepAggregate, StepRecord
 from pyprof.session.counting import HostCounters, StepCounter, signature_of
-from pyprof.session.options import check_arguments
+from pyprof.session.options import validate_profile_options
 from pyprof.session.schedule import RECORDING, Schedule, action_of, schedule
+from pyprof.session.window import DEFAULT_WINDOW_N, StepWindow
 
 __all__ = ["Profile", "Schedule", "profile", "schedule"]
 
 #: The one profile that may be active in this process (profiles do not nest).
 _ACTIVE: Profile | None = None
+
+#: The interpreter's switch interval while a background save runs (seconds): see ``Profile._autosave``.
+_SAVE_SWITCH_INTERVAL_S = 5e-4
 
 _signature_of = signature_of  # the name this module had before the split
 _action_of = action_of
@@ -79,29 +98,36 @@ class Profile:
         top_kernels: int = 20,
         verify_every: int | None = 100,
     ) -> None:
-        check_arguments(count_flops=count_flops, examples_per_step=examples_per_step, recomputation=recomputation,
-                        training_examples=training_examples, training_epochs=training_epochs, peak=peak,
-                        report_formats=report_formats, counters=counters, device=device, top_kernels=top_kernels,
-                        schedule=schedule)
-        self.model = model
-        self.schedule = schedule
-        self.examples_per_step = examples_per_step
-        self.use_hw_counters = hardware_counters
-        self.measure_peak = measure_peak
-        self.peak = peak
-        self.precision = precision
-        self.recomputation = float(recomputation)
-        self.training_examples = training_examples
-        self.training_epochs = training_epochs
-        self.output_dir = Path(output_dir) if output_dir is not None else None
-        self.report_formats = tuple(report_formats)
-        self.autosave_s = autosave_s
-        self.name = name or "pyprof"
-        self.device_arg = device
-        self.gpu_options: dict[str, Any] = dict(counters=counters, pm_sampling=pm_sampling, tracer=gpu_tracer,
-                                                library_hooks=library_hooks, nvml=nvml,
-                                                keep_kernel_records=kernel_records, top_kernels=top_kernels,
-                                                analytic_counting=count_flops != "off")
+        # Every argument checked before anything else happens (no hook, no timer, no active-profile marker yet), so
+        # a bad one leaves the process as it was. Numbers of any numeric type (np.float32 peaks) become plain floats.
+        o = validate_profile_options(
+            model=model, schedule=schedule, examples_per_step=examples_per_step, count_flops=count_flops,
+            hardware_counters=hardware_counters, measure_peak=measure_peak, peak=peak, precision=precision,
+            recomputation=recomputation, training_examples=training_examples, training_epochs=training_epochs,
+            output_dir=output_dir, report_formats=report_formats, autosave_s=autosave_s, name=name, device=device,
+            counters=counters, pm_sampling=pm_sampling, gpu_tracer=gpu_tracer, library_hooks=library_hooks, nvml=nvml,
+            kernel_records=kernel_records, top_kernels=top_kernels)
+        if isinstance(o.schedule, Schedule) and o.schedule.warmup == 0:
+            warnings.warn("pyprof.profile: schedule has warmup=0", UserWarning, stacklevel=3)
+        self.model = o.model
+        self.schedule = o.schedule
+        self.examples_per_step = o.examples_per_step
+        self.use_hw_counters = o.hardware_counters
+        self.measure_peak = o.measure_peak
+        self.peak = o.peak
+        self.precision = o.precision
+        self.recomputation = o.recomputation
+        self.training_examples = o.training_examples
+        self.training_epochs = o.training_epochs
+        self.output_dir = o.output_dir
+        self.report_formats = o.report_formats
+        self.autosave_s = o.autosave_s
+        self.name = o.name or "pyprof"
+        self.device_arg = o.device
+        self.gpu_options: dict[str, Any] = dict(counters=o.counters, pm_sampling=o.pm_sampling, tracer=o.gpu_tracer,
+                                                library_hooks=o.library_hooks, nvml=o.nvml,
+                                                keep_kernel_records=o.kernel_records, top_kernels=o.top_kernels,
+                                                analytic_counting=o.count_flops != "off")
         self._gpu: Any = None
         self._gpu_section: GpuRun | None = None
 
@@ -109,12 +135,21 @@ class Profile:
         self._finished = False
         self._result: ProfileResult | None = None
         self._notes: list[str] = []
-        self._steps: list[StepRecord] = []
+        # Bounded memory over long runs: running totals of every recorded step, and a window of per-step rows.
+        self._agg = StepAggregate(exact_times=3 * DEFAULT_WINDOW_N)
+        self._window = StepWindow(DEFAULT_WINDOW_N)
+        self._saver: threading.Thread | None = None
+        self._saved_once = False
+        self._final_written = False
+        self._prev_sigterm: Any = None
+        self._sigterm_installed = False
+        self._yield_label: str | None = None  # set by an outer driver (pyprof run) that steps aside for the script's
+        self._aside = False                    # own profile
         if verify_every is not None and (isinstance(verify_every, bool) or not isinstance(verify_every, int)
                                          or verify_every < 0):
             raise InvalidInputError(f"verify_every={verify_every!r} must be a whole number >= 0 (count every N-th "
                                     "reused step again and compare; 0 or None: never)")
-        self._counting = StepCounter(count_flops, self._notes, verify_every=verify_every)
+        self._counting = StepCounter(o.count_flops, self._notes, verify_every=verify_every)
         self._host = HostCounters()
         self._device: DeviceReport | None = None
         self._last_save = 0.0
@@ -130,40 +165,101 @@ class Profile:
     # ------------------------------------------------------------------ context
     def __enter__(self) -> Profile:
         global _ACTIVE
-        if _ACTIVE is not None:
-            raise ProfilerStateError("pyprof.profile() is already active in this process; profiles do not nest: "
-                                     "close the outer `with pyprof.profile()` first or profile one loop at a time")
         if self._finished:
             raise ProfilerStateError("this Profile was already used; create a new one with pyprof.profile()")
-        self._device = detect_device(self.device_arg, self.model)  # bad input (device='cuda', no GPU) fails here
-        _ACTIVE = self
-        self._active = True
-        self._started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        if self._device.kind == "cuda":
-            self._start_gpu()  # before any hook: CUPTI wants to be enabled early (module-load instrumentation)
-        self._counting.install(self.model)
-        if self.use_hw_counters and self._device.kind == "cpu":
-            self._host.start()
-        elif self.use_hw_counters:
-            self._host.info = {"available": False, "source": None,
-                               "reason": "CPU FP counters are not read for GPU work; GPU executed FLOPs come from "
-                                         "counters='kernel' or 'step'"}
-        self._step_index = 0
-        self._last_save = time.monotonic()
-        self._begin_step()
+        outer = _ACTIVE
+        if outer is not None and outer._yield_label is None:
+            raise ProfilerStateError("pyprof.profile() is already active in this process; profiles do not nest: "
+                                     "close the outer `with pyprof.profile()` first or profile one loop at a time")
+        # Checked before anything global is touched: a schedule that returns nonsense, a device that is not there.
+        action_of(self.schedule, 0)
+        device = detect_device(self.device_arg, self.model)  # bad input (device='cuda', no GPU) fails here
+        if outer is not None:
+            outer._step_aside(self)  # `pyprof run` around a script that profiles itself: the script's profile wins
+        try:
+            self._device = device
+            _ACTIVE = self
+            self._active = True
+            self._started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            if self._device.kind == "cuda":
+                self._start_gpu()  # before any hook: CUPTI wants to be enabled early (module-load instrumentation)
+            self._counting.install(self.model)
+            if self.use_hw_counters and self._device.kind == "cpu":
+                self._host.start()
+            elif self.use_hw_counters:
+                self._host.info = {"available": False, "source": None,
+                                   "reason": "CPU FP counters are not read for GPU work; GPU executed FLOPs come from "
+                                             "counters='kernel' or 'step'"}
+            self._install_sigterm()
+            self._step_index = 0
+            self._last_save = time.monotonic()
+            self._begin_step()
+        except BaseException:
+            self._rollback()  # a failed start leaves no hook, no handler and no active profile behind
+            raise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        global _ACTIVE
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         partial_reason = None
+        # An interrupt (Ctrl-C, or a SIGTERM handler that raises) during any end-of-run step is held until the
+        # report is on disk, then raised: the report is never lost to it.
+        interrupt: BaseException | None = None
         try:
             if exc_type is not None:
                 partial_reason = f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__
                 self._notes.append(f"the profiled code raised {exc_type.__name__}; steps recorded before it are kept")
-            self._end_trailing_step(aborted=exc_type is not None)
+            if not self._aside:
+                self._end_trailing_step(aborted=exc_type is not None)
         except Exception as e:  # pyprof's own failure must not mask the loop's exception or break the program
             warnings.warn(f"pyprof: finishing the last step failed: {e!r}", RuntimeWarning, stacklevel=2)
+        except BaseException as e:
+            interrupt = e
+        try:
+            self._stop_sources()
+        except BaseException as e:
+            interrupt = interrupt or e
+        if self.measure_peak and ((exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+                                  or isinstance(interrupt, KeyboardInterrupt)):
+            # The user asked to stop: no second of peak measurement after that.
+            self._notes.append("the CPU peak was not measured: the run was interrupted (Ctrl-C)")
+            self.measure_peak = False
+        try:
+            self._finish(partial_reason if interrupt is None else
+                         (partial_reason or f"{type(interrupt).__name__} while the run was ending"))
+        except BaseException as e:  # Ctrl-C during the peak measurement: the report without it is on disk
+            interrupt = interrupt or e
         finally:
+            self._restore_sigterm()
+        if interrupt is not None:
+            raise interrupt
+        return False  # the loop's own exception propagates unchanged
+
+    def _finish(self, partial_reason: str | None) -> None:
+        """The end of the run: the report first (fast, bounded), then the slow CPU peak measurement, rewritten."""
+        waited: KeyboardInterrupt | None = None
+        try:
+            self._join_saver()
+        except KeyboardInterrupt as e:  # Ctrl-C while an autosave finishes: the report still comes first
+            waited = e
+        slow_peak = self.measure_peak and self._device is not None and self._device.kind == "cpu" \
+            and self._device.supported
+        with _deferred_signals():  # building and writing take well under a second; a signal waits for them
+            self._result = self._build_result(final=True, partial_reason=partial_reason, measure=False)
+            self._write(self._result, final=True)
+        if waited is not None:
+            raise waited
+        if not slow_peak:
+            return
+        print("pyprof: measuring the CPU peak (~1 s; Ctrl-C skips it)", file=sys.stderr, flush=True)
+        result = self._build_result(final=True, partial_reason=partial_reason, measure=True)
+        with _deferred_signals():
+            self._result = result
+            self._write(result, final=True)
+
+    def _stop_sources(self) -> None:
+        """Remove the hooks and stop every source (each guarded; a failure is a warning)."""
+        global _ACTIVE
+        try:
             self._counting.remove()
             self._host.stop()
             if self._gpu is not None:
@@ -172,19 +268,103 @@ class Profile:
                 except Exception as e:
                     warnings.warn(f"pyprof: stopping the GPU sources failed: {e!r}", RuntimeWarning, stacklevel=2)
                 self._gpu = None
+        finally:
             self._active = False
             self._finished = True
+            if _ACTIVE is self:
+                _ACTIVE = None
+
+    def _rollback(self) -> None:
+        """Undo a failed ``__enter__``: whatever was installed is removed, and this profile is not active."""
+        global _ACTIVE
+        for undo in (self._counting.remove, self._host.stop, self._restore_sigterm):
+            try:
+                undo()
+            except Exception:
+                pass
+        if self._gpu is not None:
+            try:
+                self._gpu.finish()
+            except Exception:
+                pass
+            self._gpu = None
+        self._active = False
+        if _ACTIVE is self:
             _ACTIVE = None
+
+    def _step_aside(self, inner: Profile) -> None:
+        """Called by a profile the profiled script opens itself (under ``pyprof run``): that profile wins.
+
+        This one stops measuring (hooks removed, sources stopped; ``step()`` becomes a no-op), keeps the steps it
+        recorded before, and still writes its report at its own end, with a note, unless the script's profile writes
+        into the same folder (its report is the one to keep there).
+        """
+        global _ACTIVE
+        recorded = self._agg.steps
+        if self.output_dir is not None and inner.output_dir is not None and \
+                os.path.realpath(self.output_dir) == os.path.realpath(inner.output_dir):
+            print(f"{self._yield_label}: the script's profile writes to {self.output_dir} too; {self._yield_label} "
+                  "writes no report there", file=sys.stderr, flush=True)
+            self.output_dir = None
+        self._join_saver()  # an autosave in flight finishes before the script's profile starts writing
+        print(f"{self._yield_label}: the script opened its own pyprof.profile(); that profile takes over and "
+              f"{self._yield_label} steps aside (its report keeps the {recorded} step(s) recorded before)",
+              file=sys.stderr, flush=True)
+        self._notes.append(f"the profiled script opened its own pyprof.profile() after {recorded} recorded step(s); "
+                           f"{self._yield_label} stepped aside and its script's profile wrote its own report")
+        self._aside = True
         try:
-            self._result = self._build_result(final=True, partial_reason=partial_reason)
-            if self.output_dir is not None:
-                from pyprof.report import write_reports
-                write_reports(self._result, self.output_dir, self.report_formats)
+            self._counting.remove()
+            self._host.stop()
         except Exception as e:
-            if exc_type is None:
-                raise
-            warnings.warn(f"pyprof: could not write the report after the loop failed: {e!r}", RuntimeWarning, stacklevel=2)
-        return False  # the loop's own exception propagates unchanged
+            warnings.warn(f"pyprof: stepping aside failed: {e!r}", RuntimeWarning, stacklevel=3)
+        _ACTIVE = None
+
+    # ------------------------------------------------------------------ signals
+    def _install_sigterm(self) -> None:
+        """Handle SIGTERM like SIGINT: a partial report, then the signal's normal outcome (only from the main thread,
+        where Python runs signal handlers; elsewhere the report comes from the autosaves)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._prev_sigterm = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._sigterm_installed = True
+
+    def _restore_sigterm(self) -> None:
+        if not self._sigterm_installed:
+            return
+        self._sigterm_installed = False
+        # Leave a handler the user installed during the run in place; put back the one from before ours.
+        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            signal.signal(signal.SIGTERM, self._prev_sigterm if self._prev_sigterm is not None else signal.SIG_DFL)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        prev = self._prev_sigterm
+        try:
+            if not self._final_written:
+                self._emergency_report(f"stopped by {signal.Signals(signum).name}")
+        except BaseException as e:  # noqa: BLE001 - the signal's own outcome must follow whatever happened here
+            print(f"pyprof: writing the report on {signal.Signals(signum).name} failed: {e!r}", file=sys.stderr)
+        if callable(prev):
+            prev(signum, frame)  # the user's handler, chained (it may raise SystemExit: the with-block ends then)
+            return
+        if prev == signal.SIG_IGN:
+            return
+        # The default action (or a handler not set from Python): die by the signal, as without pyprof.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    def _emergency_report(self, reason: str) -> None:
+        """Write a partial report now (in a signal handler: between two bytecodes of the user's loop)."""
+        if self.output_dir is None:
+            if not self._aside:
+                print(f"pyprof: {reason}; no output_dir was given, so no report is written", file=sys.stderr)
+            return
+        self._join_saver()
+        result = self._result or self._build_result(final=False, partial_reason=reason)
+        self._write(result)  # not final: if a chained handler lets the run go on, autosaves and the end still write
 
     # ------------------------------------------------------------------ steps
     def step(self, examples: int | None = None) -> None:
@@ -197,6 +377,8 @@ class Profile:
             ProfilerStateError: called outside the ``with pyprof.profile()`` block.
             InvalidInputError: examples is not a whole number > 0.
         """
+        if self._aside:
+            return  # the script's own profile took over (pyprof run)
         if not self._active:
             raise ProfilerStateError("prof.step() was called outside `with pyprof.profile(...) as prof:`; call it "
                                      "inside the with-block, once at the end of every training step")
@@ -205,15 +387,26 @@ class Profile:
         self._end_step(examples)
         self._step_index += 1
         self._begin_step()
-        if self.output_dir is not None and self.autosave_s is not None and \
-                time.monotonic() - self._last_save >= self.autosave_s:
+        # The first report comes right after the first recorded step (a run killed early still leaves one), then
+        # one every autosave_s.
+        if self.output_dir is not None and self.autosave_s is not None and self._agg.steps and \
+                (not self._saved_once or time.monotonic() - self._last_save >= self.autosave_s):
             self._autosave()
 
+    @property
+    def last_step(self) -> StepRecord | None:
+        """The most recent recorded step (None before the first)."""
+        return self._window.last
+
     def result(self) -> ProfileResult:
-        """The result: final after the with-block, a snapshot (marked partial) while it runs."""
+        """The result: final after the with-block, a snapshot (marked partial) while it runs.
+
+        ``steps`` holds a bounded window of per-step rows (every row of a run of up to 3072 recorded steps; see
+        ``steps_window``); ``totals`` cover every recorded step.
+        """
         if self._result is not None:
             return self._result
-        if not self._active:
+        if not self._active and not self._aside:
             raise ProfilerStateError("no result yet: use the profile as `with pyprof.profile(...) as prof:` first")
         return self._build_result(final=False, partial_reason="snapshot taken while the profile was running")
 
@@ -255,7 +448,7 @@ class Profile:
         if self._action not in RECORDING or aborted:
             return
         hw_flops = (hw - self._hw_start) if (hw is not None and self._hw_start is not None) else None
-        self._steps.append(StepRecord(
+        rec = StepRecord(
             index=self._step_index,
             wall_time_s=wall,
             cpu_time_s=cpu,
@@ -269,10 +462,12 @@ class Profile:
             examples=examples if examples is not None else self.examples_per_step,
             perturbed=self._counting.counted or bool(gpu_step is not None and gpu_step.counters_ran),
             gpu=gpu_step,
-        ))
+        )
+        self._agg.add(rec)
+        self._window.add(rec)
 
     def _end_trailing_step(self, aborted: bool) -> None:
-        if self._step_index == 0 and not self._steps:
+        if self._step_index == 0 and not self._agg.steps:
             # prof.step() was never called: the whole block is one step.
             self._end_step(None, aborted=False)
             if aborted:
@@ -312,47 +507,136 @@ class Profile:
     def _precision(self) -> str:
         return model_precision(self.precision, self.model)
 
-    def _peaks(self, final: bool, steps: list[StepRecord] | None = None) -> PeakSet:
+    def _peaks(self, final: bool, steps: list[StepRecord], measure: bool | None = None,
+               precision: str | None = None) -> PeakSet:
         from pyprof.session.assemble import observed_sm_clock_hz
-        return resolve(self._device, self._precision(), peak=self.peak, measure=self.measure_peak, final=final,
-                       observed_sm_clock_hz=observed_sm_clock_hz(self._steps if steps is None else steps))
+        return resolve(self._device, precision or self._precision(), peak=self.peak,
+                       measure=self.measure_peak if measure is None else measure, final=final,
+                       observed_sm_clock_hz=observed_sm_clock_hz(steps))
 
-    def _build_result(self, final: bool, partial_reason: str | None) -> ProfileResult:
+    def _build_result(self, final: bool, partial_reason: str | None, measure: bool | None = None) -> ProfileResult:
+        result = self._result_builder(final, partial_reason, measure)()
+        if final:
+            self._host.info = result.hardware_counters  # the GPU counters' executed FLOPs, once applied, stay the source
+        return result
+
+    def _result_builder(self, final: bool, partial_reason: str | None,
+                        measure: bool | None = None) -> Callable[[], ProfileResult]:
+        """Take a snapshot of the session now (cheap: copies of the bounded window, the running totals and a few small
+        tables) and return a function that builds the result from it alone, on any thread."""
         from pyprof.session.assemble import build_result
         section = self._gpu_section
         if section is None and self._gpu is not None:  # a snapshot while the GPU sources run
             section = GpuRun(status=dict(self._gpu.status), notes=list(self._gpu.notes))
-        result = build_result(
-            name=self.name, started_at=self._started_at, device=self._device,
-            config={
-                "count_flops": self.count_mode,
-                "schedule": repr(self.schedule) if self.schedule is not None else None,
-                "examples_per_step": self.examples_per_step,
-                "precision": self._precision(),
-                "peak": self.peak,
-                "recomputation": self.recomputation,
-                "training_examples": self.training_examples,
-                "training_epochs": self.training_epochs,
-            },
-            steps=self._steps, flop_counts=self._counting.counts, hw_info=self._host.info,
-            cpu_peaks=self._cpu_peaks, notes=self._notes + ([self._counting.summary()] if self._steps else []),
-            partial_reason=partial_reason,
-            peaks=lambda steps: self._peaks(final, steps), recomputation=self.recomputation,
-            training_examples=self.training_examples, training_epochs=self.training_epochs,
-            gpu_section=section, gpu_spec_peaks=lambda: gpu_spec_peaks(self._device))
-        self._host.info = result.hardware_counters  # the GPU counters' executed FLOPs, once applied, stay the source
-        return result
+        precision = self._precision()
+        rows = self._window.rows()
+        agg = self._agg.snapshot()
+        window = self._window.info()
+        flop_counts = list(self._counting.counts)
+        notes = self._notes + ([self._counting.summary()] if agg.steps else [])
+        hw_info = dict(self._host.info)
+        cpu_peaks = copy.deepcopy(self._cpu_peaks)
+        config = {
+            "count_flops": self.count_mode,
+            "schedule": repr(self.schedule) if self.schedule is not None else None,
+            "examples_per_step": self.examples_per_step,
+            "precision": precision,
+            "peak": self.peak,
+            "recomputation": self.recomputation,
+            "training_examples": self.training_examples,
+            "training_epochs": self.training_epochs,
+        }
+
+        def build() -> ProfileResult:
+            return build_result(
+                name=self.name, started_at=self._started_at, device=self._device, config=config,
+                steps=rows, aggregate=agg, steps_window=window, flop_counts=flop_counts, hw_info=hw_info,
+                cpu_peaks=cpu_peaks, notes=notes, partial_reason=partial_reason,
+                peaks=lambda steps: self._peaks(final, steps, measure, precision), recomputation=self.recomputation,
+                training_examples=self.training_examples, training_epochs=self.training_epochs,
+                gpu_section=section, gpu_spec_peaks=lambda: gpu_spec_peaks(self._device))
+        return build
+
+    def _write(self, result: ProfileResult, final: bool = False) -> None:
+        """Write the report; never raises a write error into the user's code (a warning names the folder, and the
+        result stays in memory: ``prof.result()``). The last good report on disk is kept (writes are atomic)."""
+        if self.output_dir is None:
+            return
+        from pyprof.report import write_reports
+        try:
+            # Autosaves stay cheap (no plots, no trace): the final report writes every format asked for.
+            from pyprof.report.writers import AUTOSAVE_FORMATS
+            formats = self.report_formats if final else [f for f in self.report_formats if f in AUTOSAVE_FORMATS]
+            write_reports(result, self.output_dir, formats)
+            if final:
+                self._final_written = True
+        except Exception as e:
+            warnings.warn(f"pyprof: could not write the report to {self.output_dir}: {e}; the result is kept in "
+                          "memory (prof.result()), and the last report written there, if any, is unchanged",
+                          RuntimeWarning, stacklevel=4)
 
     def _autosave(self) -> None:
+        """Save a partial report off the training thread. The snapshot is taken here (tens of microseconds: bounded
+        copies); building and writing run on a daemon thread. A save still running when the next is due is
+        skipped, so saves never pile up."""
+        self._last_save = time.monotonic()
+        if self._saver is not None and self._saver.is_alive():
+            return
         try:
-            from pyprof.report import write_reports
-            snap = self._build_result(final=False, partial_reason="run in progress (autosave)")
-            from pyprof.report.writers import AUTOSAVE_FORMATS
-            # Autosaves stay cheap (no plots, no trace): the final report writes every format asked for.
-            write_reports(snap, self.output_dir, [f for f in self.report_formats if f in AUTOSAVE_FORMATS])
+            build = self._result_builder(final=False, partial_reason="run in progress (autosave)")
         except Exception as e:
             warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=3)
-        self._last_save = time.monotonic()
+            return
+        self._saved_once = True
+
+        def save() -> None:
+            # The save is pure Python and shares the GIL: each time the training thread wants it back it waits up to
+            # the interpreter's switch interval (5 ms by default). 0.5 ms while the save runs keeps that wait under
+            # the 1 ms a step may be stalled; the previous interval is restored unless someone changed it meanwhile.
+            prev = sys.getswitchinterval()
+            ours = min(prev, _SAVE_SWITCH_INTERVAL_S)
+            sys.setswitchinterval(ours)
+            try:
+                result = build()
+                if not self._final_written:  # an autosave never replaces the final report
+                    self._write(result)
+            except Exception as e:
+                warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=2)
+            finally:
+                if sys.getswitchinterval() == ours:
+                    sys.setswitchinterval(prev)
+
+        self._saver = threading.Thread(target=save, name="pyprof-autosave", daemon=True)
+        self._saver.start()
+
+    def _join_saver(self, timeout_s: float = 30.0) -> None:
+        """Wait for an autosave in flight, so it cannot overwrite a later report (bounded: a save of the bounded
+        window takes well under a second; 30 s covers a slow network filesystem)."""
+        saver = self._saver
+        if saver is not None and saver.is_alive() and saver is not threading.current_thread():
+            saver.join(timeout_s)
+
+
+class _deferred_signals:
+    """Hold SIGINT and SIGTERM for the duration of a short critical section (writing the report), then deliver them
+    to whatever handler is installed; a no-op off the main thread (where no handler can be set)."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> None:
+        self.pending: list[int] = []
+        self.saved: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self._SIGNALS:
+            self.saved[sig] = signal.getsignal(sig)
+            signal.signal(sig, lambda signum, frame: self.pending.append(signum))
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in dict.fromkeys(self.pending):
+            signal.raise_signal(sig)
 
 
 def _cuda_sync() -> None:
@@ -386,12 +670,21 @@ def profile(model: Any = None, **kwargs: Any) -> Profile:
         recomputation: fraction of the forward recomputed in backward (1.0 = full activation checkpointing); MFU
             leaves it out, HFU counts it.
         training_examples, training_epochs: a full training run to project Method 1 and Method 2 onto.
-        output_dir: write report.json / report.md there (atomically) at the end, and autosave while running.
+        output_dir: write report.json / report.md there (atomically) at the end, after the first recorded step, and
+            every ``autosave_s`` while running; checked (created, a probe file written) before anything starts.
+            A write that fails later is a warning naming the folder; the result stays in ``prof.result()``.
         report_formats: subset of ("json", "md", "html", "trace"); all four by default (autosaves write json and md).
-        autosave_s: seconds between autosaves (None: only at the end).
+        autosave_s: seconds between autosaves (> 0; None: only the first report and the one at the end). Saves
+            run on a background thread from a snapshot of the bounded step window, so their cost does not grow
+            with the run.
         name: a name for the run in the report.
 
     Returns:
-        A :class:`Profile`, to be used as a context manager.
+        A :class:`Profile`, to be used as a context manager. SIGTERM inside it writes a partial report, then the
+        signal has its normal outcome (a handler installed before is called; otherwise the process dies by it).
+
+    Raises:
+        InvalidInputError: any argument of the wrong type or out of range (named, with the fix), before anything
+            global is touched (see :func:`pyprof.session.options.validate_profile_options`).
     """
     return Profile(model, **kwargs)

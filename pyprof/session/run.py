@@ -9,7 +9,10 @@ that never steps an optimizer) the whole run is one range. No model is given to 
 call marks each step's work (``pyprof.profile(model=None)``).
 
 The script's exit code and exceptions propagate; the report is always written, marked partial when the script
-raised or exited with a non-zero code. Under ``torchrun`` each rank writes ``<out>/rank<N>/`` and rank 0 gathers the
+raised or exited with a non-zero code, and a report that cannot be written is a warning, never a changed exit code.
+SIGTERM writes a partial report, then the process dies by SIGTERM as it would without pyprof (or the script's own
+handler runs). A script that opens its own ``pyprof.profile()`` wins: pyprof run steps aside (says so on stderr) and
+its report keeps the steps recorded before. Under ``torchrun`` each rank writes ``<out>/rank<N>/`` and rank 0 gathers the
 job report into ``<out>/`` if the script left the process group initialized.
 """
 
@@ -175,6 +178,7 @@ def run_script(
             sched = schedule(warmup=warmup, active=2**62, repeat=1)
     prof = Profile(None, schedule=sched, output_dir=rank_out, measure_peak=measure_peak, peak=peak,
                    examples_per_step=examples_per_step, name=name or Path(target).name)
+    prof._yield_label = "pyprof run"  # the script's own pyprof.profile(), if it opens one, takes over
     driver = _OptimizerStepDriver(prof) if steps_from == "optimizer" else None
 
     old_argv, old_path0 = sys.argv[:], sys.path[0] if sys.path else None

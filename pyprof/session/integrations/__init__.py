@@ -46,7 +46,10 @@ class StepDriver:
         self.micro_batches = 0
         self._last_counter: int | None = None
         self._pending_examples = 0
-        self._logged_upto = 0       # index into result.steps already covered by a logged window
+        # The recorded steps since the last log (at most log_every_n_steps of them): metrics never rebuild the
+        # whole result, whose cost grows with the run (a full prof.result() per log made a run's total cost quadratic).
+        self._since_log: list[Any] = []
+        self._peaks: Any = None     # the peaks metrics are computed against, resolved once
         self._open = False
         self._broken = False
         self.last_metrics: dict[str, float] = {}
@@ -143,6 +146,11 @@ class StepDriver:
         try:
             self.prof.step(examples=int(n) if n else None)
             self.optimizer_steps += 1
+            last = self.prof.last_step
+            if last is not None and (not self._since_log or last is not self._since_log[-1]):
+                self._since_log.append(last)
+                if len(self._since_log) > self.log_every_n_steps:  # bounded even if metrics() is never called
+                    del self._since_log[0]
         except Exception as e:
             self._fail("prof.step()", e)
 
@@ -153,16 +161,20 @@ class StepDriver:
         """``pyprof/*`` metrics over the recorded steps since the last call; {} when none can be computed."""
         if not self._open:
             return {}
-        try:
-            r = self.prof.result()
-        except Exception as e:
-            self._fail("building a snapshot", e)
-            return {}
-        window = [s for s in r.steps[self._logged_upto:] if not s.perturbed and s.analytic_flops is not None]
+        window = [s for s in self._since_log if not s.perturbed and s.analytic_flops is not None]
+        self._since_log = []
         if not window:
             return {}
-        self._logged_upto = len(r.steps)
-        m = window_metrics(window, r.reconciliation, r.config.get("recomputation") or 0.0)
+        try:
+            if self._peaks is None:
+                # Spec (or theoretical) peak and extras, as the result's reconciliation lists them; resolved once:
+                # nothing is measured while the run goes on (measured peaks come only at the end).
+                ps = self.prof._peaks(False, window)
+                self._peaks = _Peaks([p for p in (ps.spec, ps.measured) if p is not None] + list(ps.extra))
+        except Exception as e:
+            self._fail("resolving the peaks", e)
+            return {}
+        m = window_metrics(window, self._peaks, self.prof.recomputation)
         self.last_metrics = m
         return m
 
@@ -245,6 +257,13 @@ class MetricCurves:
             out[0]["notes"] = list(self.notes) + ([f"{self.dropped} points dropped (bounds or invalid)"]
                                                   if self.dropped else [])
         return out
+
+
+class _Peaks:
+    """The ``peaks`` of a reconciliation, which is all :func:`window_metrics` reads of one."""
+
+    def __init__(self, peaks: list[Any]) -> None:
+        self.peaks = peaks
 
 
 def root_model(module: Any) -> Any:
