@@ -723,7 +723,7 @@ class _Group:
         return g
 
 
-def _known(none_seen: bool, n: int, total: float) -> float | None:
+def _sum_if_known(none_seen: bool, n: int, total: float) -> float | None:
     # sum_or_none's rule: a partial sum would read as a wrong total
     return None if (none_seen or n == 0) else float(total)
 
@@ -816,8 +816,8 @@ class StepAggregate:
         :func:`~pyprof.records.summarize_steps` gives over the full list, while the exact times are kept)."""
         a = self.all
         timed = self.clean if self.clean.n else a
-        examples = _known(a.examples_none, a.n, a.examples)
-        timed_examples = _known(timed.examples_none, timed.n, timed.examples)
+        examples = _sum_if_known(a.examples_none, a.n, a.examples)
+        timed_examples = _sum_if_known(timed.examples_none, timed.n, timed.examples)
         counted = self.counted_n > 0
         return Totals(
             steps=a.n,
@@ -826,9 +826,9 @@ class StepAggregate:
             perturbed_steps=a.n - self.clean.n,
             timed_steps=timed.n,
             timed_wall_time_s=timed.wall,
-            timed_analytic_flops=_known(timed.analytic_none, timed.n, timed.analytic),
-            timed_forward_flops=_known(timed.forward_none, timed.n, timed.forward),
-            timed_hardware_flops=_known(timed.hardware_none, timed.n, timed.hardware),
+            timed_analytic_flops=_sum_if_known(timed.analytic_none, timed.n, timed.analytic),
+            timed_forward_flops=_sum_if_known(timed.forward_none, timed.n, timed.forward),
+            timed_hardware_flops=_sum_if_known(timed.hardware_none, timed.n, timed.hardware),
             timed_examples=int(timed_examples) if timed_examples is not None else None,
             step_time_s_median=timed.median(),
             step_time_s_min=timed.t_min if timed.n else None,
@@ -837,7 +837,7 @@ class StepAggregate:
             analytic_flops_effective=float(self.counted_effective) if counted else None,
             analytic_forward_flops=float(self.counted_forward) if counted else None,
             analytic_steps_missing=a.n - self.counted_n,
-            hardware_flops=_known(a.hardware_none, a.n, a.hardware),
+            hardware_flops=_sum_if_known(a.hardware_none, a.n, a.hardware),
             examples=int(examples) if examples is not None else None,
             analytic_flops_per_example=(self.ex_counted_flops / self.ex_counted_examples)
             if self.ex_counted_n else None,

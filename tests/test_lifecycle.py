@@ -146,7 +146,7 @@ def test_ctrl_c_during_the_peak_measurement_keeps_the_report(tmp_path):
     code = """
     import sys, time, torch, pyprof
     from torch import nn
-    import pyprof.sources.cpu.host as host
+    import pyprof.peaks.cpu as host  # the CPU peak lives in pyprof.peaks.cpu
     def slow_measure(precision):  # stands in for a slow microkernel run
         time.sleep(60)
         raise AssertionError("not interrupted")
@@ -370,7 +370,7 @@ def test_sigterm_during_the_peak_measurement_keeps_the_report(tmp_path):
     code = """
     import sys, time, torch, pyprof
     from torch import nn
-    import pyprof.sources.cpu.host as host
+    import pyprof.peaks.cpu as host  # the CPU peak lives in pyprof.peaks.cpu
     def slow_measure(precision):  # stands in for a slow microkernel run
         time.sleep(60)
         raise AssertionError("not interrupted")
@@ -425,7 +425,7 @@ def test_a_chained_handler_that_lets_the_run_go_on(tmp_report_dir):
 
 
 def test_ctrl_c_in_the_loop_skips_the_peak_measurement(tmp_report_dir, monkeypatch):
-    import pyprof.sources.cpu.host as host
+    import pyprof.peaks.cpu as host  # the CPU peak lives in pyprof.peaks.cpu
 
     monkeypatch.setattr(host, "measure_peak", lambda precision: pytest.fail("the peak must not be measured"))
     model = _mlp()
