@@ -236,11 +236,13 @@ def cumulative_flops(prof_or_result: Any, source: str = "analytic") -> tuple[flo
         raise InvalidInputError(f"source={source!r}: use 'analytic' or 'hardware'")
     if not steps:
         return 0.0, f"{source} (pyprof)"
-    indices = [s.index for s in steps]
-    if indices != list(range(len(steps))):
-        missing = indices[-1] + 1 - len(steps)
+    # ``steps`` may be a bounded window of rows (long runs); the totals cover every recorded step, and the last row
+    # is the last recorded step: every step was recorded exactly when their count is that step's index + 1.
+    recorded, last = int(totals.steps), steps[-1].index
+    if recorded != last + 1:
+        missing = last + 1 - recorded
         raise InvalidInputError(
-            f"the profile recorded {len(steps)} of {indices[-1] + 1} steps ({missing} skipped by its schedule), so "
+            f"the profile recorded {recorded} of {last + 1} steps ({missing} skipped by its schedule), so "
             "its FLOPs are not the cumulative training FLOPs: profile with schedule=None (record every step) "
             "to log a learning curve.")
     if source == "analytic":
