@@ -106,7 +106,7 @@ def test_first_report_is_written_after_the_first_recorded_step(tmp_report_dir):
     with pyprof.profile(model, output_dir=tmp_report_dir, measure_peak=False) as prof:  # autosave_s=60 by default
         model(torch.randn(2, 16)).sum().backward()
         prof.step()
-        prof._join_saver()  # the save runs on a background thread
+        prof._reports.join()  # the save runs on a background thread
         d = json.loads((tmp_report_dir / "report.json").read_text())
         assert d["partial"] and d["totals"]["steps"] == 1
 
@@ -179,8 +179,10 @@ def test_ctrl_c_during_the_peak_measurement_keeps_the_report(tmp_path):
 
 
 def test_the_held_interrupt_is_delivered_after_the_critical_section():
+    from pyprof.session import saving
+
     reached = []
-    with pytest.raises(KeyboardInterrupt), profile_mod._deferred_signals():
+    with pytest.raises(KeyboardInterrupt), saving.deferred_signals():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.01)
         reached.append("end of the critical section")
@@ -264,7 +266,7 @@ def test_a_write_error_at_the_end_is_a_warning_and_the_last_report_survives(tmp_
             for _ in range(3):
                 model(torch.randn(2, 16)).sum().backward()
                 prof.step()
-            prof._join_saver()
+            prof._reports.join()
             first = (tmp_report_dir / "report.json").read_text()  # the report written after the first step
 
             def disk_full(*a, **k):

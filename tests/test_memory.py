@@ -162,7 +162,7 @@ def test_autosave_runs_off_the_training_thread(monkeypatch, tmp_report_dir):
         assert started.wait(60)
         model(torch.randn(2, 4))
         prof.step()  # returns although the save has not finished
-        assert prof._saver.is_alive() and prof._saver is not threading.current_thread()
+        assert prof._reports.busy and prof._reports._saver is not threading.current_thread()
         release.set()
     assert read_report(tmp_report_dir / "report.json").totals.steps == 2  # the final report won
 

@@ -264,7 +264,7 @@ def test_autosave_writes_a_readable_partial_report(tmp_report_dir):
     with pyprof.profile(model, output_dir=tmp_report_dir, measure_peak=False) as prof:
         model(torch.randn(2, 16)).sum().backward()
         prof.step()
-        prof._join_saver()
+        prof._reports.join()
         mid = json.loads((tmp_report_dir / "report.json").read_text())
         assert mid["partial"] and "in progress" in mid["partial_reason"]
     assert not read_report(tmp_report_dir / "report.json").partial

@@ -33,12 +33,11 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import os
-import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pyprof.errors import InvalidInputError, ProfilerStateError
@@ -52,6 +51,7 @@ from pyprof.peaks.resolve import (
 from pyprof.records import DeviceReport, GpuRun, ProfileResult, StepAggregate, StepRecord
 from pyprof.session.counting import HostCounters, StepCounter, signature_of
 from pyprof.session.options import validate_profile_options
+from pyprof.session.saving import ReportWriter, SigtermGuard, deferred_signals
 from pyprof.session.schedule import RECORDING, Schedule, action_of, schedule
 from pyprof.session.window import DEFAULT_WINDOW_N, StepWindow
 
@@ -59,9 +59,6 @@ __all__ = ["Profile", "Schedule", "profile", "schedule"]
 
 #: The one profile that may be active in this process (profiles do not nest).
 _ACTIVE: Profile | None = None
-
-#: The interpreter's switch interval while a background save runs (seconds): see ``Profile._autosave``.
-_SAVE_SWITCH_INTERVAL_S = 5e-4
 
 _signature_of = signature_of  # the name this module had before the split
 _action_of = action_of
@@ -119,8 +116,7 @@ class Profile:
         self.recomputation = o.recomputation
         self.training_examples = o.training_examples
         self.training_epochs = o.training_epochs
-        self.output_dir = o.output_dir
-        self.report_formats = o.report_formats
+        self._reports = ReportWriter(o.output_dir, o.report_formats)
         self.autosave_s = o.autosave_s
         self.name = o.name or "pyprof"
         self.device_arg = o.device
@@ -138,11 +134,7 @@ class Profile:
         # Bounded memory over long runs: running totals of every recorded step, and a window of per-step rows.
         self._agg = StepAggregate(exact_times=3 * DEFAULT_WINDOW_N)
         self._window = StepWindow(DEFAULT_WINDOW_N)
-        self._saver: threading.Thread | None = None
-        self._saved_once = False
-        self._final_written = False
-        self._prev_sigterm: Any = None
-        self._sigterm_installed = False
+        self._sigterm = SigtermGuard(self._emergency_report)
         self._yield_label: str | None = None  # set by an outer driver (pyprof run) that steps aside for the script's
         self._aside = False                    # own profile
         if verify_every is not None and (isinstance(verify_every, bool) or not isinstance(verify_every, int)
@@ -156,6 +148,19 @@ class Profile:
         self._started_at = ""
         self._cpu_peaks: dict[str, Any] = {}
         self._c_next: float | None = None
+
+    @property
+    def output_dir(self) -> Path | None:
+        """Where the reports go (None: nowhere)."""
+        return self._reports.output_dir
+
+    @output_dir.setter
+    def output_dir(self, value: Path | None) -> None:
+        self._reports.output_dir = value
+
+    @property
+    def report_formats(self) -> tuple[str, ...]:
+        return self._reports.formats
 
     @property
     def count_mode(self) -> str:
@@ -190,7 +195,7 @@ class Profile:
                 self._host.info = {"available": False, "source": None,
                                    "reason": "CPU FP counters are not read for GPU work; GPU executed FLOPs come from "
                                              "counters='kernel' or 'step'"}
-            self._install_sigterm()
+            self._sigterm.install()
             self._step_index = 0
             self._last_save = time.monotonic()
             self._begin_step()
@@ -229,7 +234,7 @@ class Profile:
         except BaseException as e:  # Ctrl-C during the peak measurement: the report without it is on disk
             interrupt = interrupt or e
         finally:
-            self._restore_sigterm()
+            self._sigterm.restore()
         if interrupt is not None:
             raise interrupt
         return False  # the loop's own exception propagates unchanged
@@ -238,23 +243,23 @@ class Profile:
         """The end of the run: the report first (fast, bounded), then the slow CPU peak measurement, rewritten."""
         waited: KeyboardInterrupt | None = None
         try:
-            self._join_saver()
+            self._reports.join()
         except KeyboardInterrupt as e:  # Ctrl-C while an autosave finishes: the report still comes first
             waited = e
         slow_peak = self.measure_peak and self._device is not None and self._device.kind == "cpu" \
             and self._device.supported
-        with _deferred_signals():  # building and writing take well under a second; a signal waits for them
+        with deferred_signals():  # building and writing take well under a second; a signal waits for them
             self._result = self._build_result(final=True, partial_reason=partial_reason, measure=False)
-            self._write(self._result, final=True)
+            self._reports.write(self._result, final=True)
         if waited is not None:
             raise waited
         if not slow_peak:
             return
         print("pyprof: measuring the CPU peak (~1 s; Ctrl-C skips it)", file=sys.stderr, flush=True)
         result = self._build_result(final=True, partial_reason=partial_reason, measure=True)
-        with _deferred_signals():
+        with deferred_signals():
             self._result = result
-            self._write(result, final=True)
+            self._reports.write(result, final=True)
 
     def _stop_sources(self) -> None:
         """Remove the hooks and stop every source (each guarded; a failure is a warning)."""
@@ -277,7 +282,7 @@ class Profile:
     def _rollback(self) -> None:
         """Undo a failed ``__enter__``: whatever was installed is removed, and this profile is not active."""
         global _ACTIVE
-        for undo in (self._counting.remove, self._host.stop, self._restore_sigterm):
+        for undo in (self._counting.remove, self._host.stop, self._sigterm.restore):
             try:
                 undo()
             except Exception:
@@ -306,7 +311,7 @@ class Profile:
             print(f"{self._yield_label}: the script's profile writes to {self.output_dir} too; {self._yield_label} "
                   "writes no report there", file=sys.stderr, flush=True)
             self.output_dir = None
-        self._join_saver()  # an autosave in flight finishes before the script's profile starts writing
+        self._reports.join()  # an autosave in flight finishes before the script's profile starts writing
         print(f"{self._yield_label}: the script opened its own pyprof.profile(); that profile takes over and "
               f"{self._yield_label} steps aside (its report keeps the {recorded} step(s) recorded before)",
               file=sys.stderr, flush=True)
@@ -321,50 +326,17 @@ class Profile:
         _ACTIVE = None
 
     # ------------------------------------------------------------------ signals
-    def _install_sigterm(self) -> None:
-        """Handle SIGTERM like SIGINT: a partial report, then the signal's normal outcome (only from the main thread,
-        where Python runs signal handlers; elsewhere the report comes from the autosaves)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        self._prev_sigterm = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, self._on_sigterm)
-        self._sigterm_installed = True
-
-    def _restore_sigterm(self) -> None:
-        if not self._sigterm_installed:
-            return
-        self._sigterm_installed = False
-        # Leave a handler the user installed during the run in place; put back the one from before ours.
-        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-            signal.signal(signal.SIGTERM, self._prev_sigterm if self._prev_sigterm is not None else signal.SIG_DFL)
-
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        prev = self._prev_sigterm
-        try:
-            if not self._final_written:
-                self._emergency_report(f"stopped by {signal.Signals(signum).name}")
-        except BaseException as e:  # noqa: BLE001 - the signal's own outcome must follow whatever happened here
-            print(f"pyprof: writing the report on {signal.Signals(signum).name} failed: {e!r}", file=sys.stderr)
-        if callable(prev):
-            prev(signum, frame)  # the user's handler, chained (it may raise SystemExit: the with-block ends then)
-            return
-        if prev == signal.SIG_IGN:
-            return
-        # The default action (or a handler not set from Python): die by the signal, as without pyprof.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
     def _emergency_report(self, reason: str) -> None:
         """Write a partial report now (in a signal handler: between two bytecodes of the user's loop)."""
+        if self._reports.final_written:
+            return
         if self.output_dir is None:
             if not self._aside:
                 print(f"pyprof: {reason}; no output_dir was given, so no report is written", file=sys.stderr)
             return
-        self._join_saver()
+        self._reports.join()
         result = self._result or self._build_result(final=False, partial_reason=reason)
-        self._write(result)  # not final: if a chained handler lets the run go on, autosaves and the end still write
+        self._reports.write(result)  # not final: if a chained handler lets the run go on, later saves still write
 
     # ------------------------------------------------------------------ steps
     def step(self, examples: int | None = None) -> None:
@@ -390,7 +362,7 @@ class Profile:
         # The first report comes right after the first recorded step (a run killed early still leaves one), then
         # one every autosave_s.
         if self.output_dir is not None and self.autosave_s is not None and self._agg.steps and \
-                (not self._saved_once or time.monotonic() - self._last_save >= self.autosave_s):
+                (not self._reports.saved_once or time.monotonic() - self._last_save >= self.autosave_s):
             self._autosave()
 
     @property
@@ -557,86 +529,18 @@ class Profile:
                 gpu_section=section, gpu_spec_peaks=lambda: gpu_spec_peaks(self._device))
         return build
 
-    def _write(self, result: ProfileResult, final: bool = False) -> None:
-        """Write the report; never raises a write error into the user's code (a warning names the folder, and the
-        result stays in memory: ``prof.result()``). The last good report on disk is kept (writes are atomic)."""
-        if self.output_dir is None:
-            return
-        from pyprof.report import write_reports
-        try:
-            # Autosaves stay cheap (no plots, no trace): the final report writes every format asked for.
-            from pyprof.report.writers import AUTOSAVE_FORMATS
-            formats = self.report_formats if final else [f for f in self.report_formats if f in AUTOSAVE_FORMATS]
-            write_reports(result, self.output_dir, formats)
-            if final:
-                self._final_written = True
-        except Exception as e:
-            warnings.warn(f"pyprof: could not write the report to {self.output_dir}: {e}; the result is kept in "
-                          "memory (prof.result()), and the last report written there, if any, is unchanged",
-                          RuntimeWarning, stacklevel=4)
-
     def _autosave(self) -> None:
-        """Save a partial report off the training thread. The snapshot is taken here (tens of microseconds: bounded
-        copies); building and writing run on a daemon thread. A save still running when the next is due is
-        skipped, so saves never pile up."""
+        """A partial report off the training thread: the snapshot is taken here (bounded copies), building and
+        writing run on the writer's daemon thread."""
         self._last_save = time.monotonic()
-        if self._saver is not None and self._saver.is_alive():
+        if self._reports.busy:  # a save still running when the next is due is skipped: saves never pile up
             return
         try:
             build = self._result_builder(final=False, partial_reason="run in progress (autosave)")
         except Exception as e:
             warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=3)
             return
-        self._saved_once = True
-
-        def save() -> None:
-            # The save is pure Python and shares the GIL: each time the training thread wants it back it waits up to
-            # the interpreter's switch interval (5 ms by default). 0.5 ms while the save runs keeps that wait under
-            # the 1 ms a step may be stalled; the previous interval is restored unless someone changed it meanwhile.
-            prev = sys.getswitchinterval()
-            ours = min(prev, _SAVE_SWITCH_INTERVAL_S)
-            sys.setswitchinterval(ours)
-            try:
-                result = build()
-                if not self._final_written:  # an autosave never replaces the final report
-                    self._write(result)
-            except Exception as e:
-                warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=2)
-            finally:
-                if sys.getswitchinterval() == ours:
-                    sys.setswitchinterval(prev)
-
-        self._saver = threading.Thread(target=save, name="pyprof-autosave", daemon=True)
-        self._saver.start()
-
-    def _join_saver(self, timeout_s: float = 30.0) -> None:
-        """Wait for an autosave in flight, so it cannot overwrite a later report (bounded: a save of the bounded
-        window takes well under a second; 30 s covers a slow network filesystem)."""
-        saver = self._saver
-        if saver is not None and saver.is_alive() and saver is not threading.current_thread():
-            saver.join(timeout_s)
-
-
-class _deferred_signals:
-    """Hold SIGINT and SIGTERM for the duration of a short critical section (writing the report), then deliver them
-    to whatever handler is installed; a no-op off the main thread (where no handler can be set)."""
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __enter__(self) -> None:
-        self.pending: list[int] = []
-        self.saved: dict[int, Any] = {}
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in self._SIGNALS:
-            self.saved[sig] = signal.getsignal(sig)
-            signal.signal(sig, lambda signum, frame: self.pending.append(signum))
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        for sig in dict.fromkeys(self.pending):
-            signal.raise_signal(sig)
+        self._reports.autosave(build)
 
 
 def _cuda_sync() -> None:
