@@ -6,6 +6,8 @@
 #
 # The venvs use --system-site-packages so the system's torch (and the other dependencies) are not reinstalled;
 # every run checks that `pyprof` itself is the venv's copy, not the checkout or a system/editable install.
+# The wheel built from the repo runs all of that; the sdist is built into a wheel on its own, which must hold the same
+# files, and that wheel runs all but the bench.
 # Knobs: PYPROF_CUDA (as for setup.py; CI exports ON), WHEEL_CHECK_DIR (work folder, default a new temp dir, kept
 # on failure), WHEEL_CHECK_BENCH=0 to skip the bench run (it takes 1-3 min on 2 cores).
 set -euo pipefail
@@ -42,8 +44,8 @@ for need in setup.py pyproject.toml CMakeLists.txt README.md csrc/module.cpp pyp
 done
 if grep -q '\.so$' <<<"$listing"; then log "FAIL: the sdist carries a built module: $(grep '\.so$' <<<"$listing")"; exit 1; fi
 
-check_install() {  # $1: label, $2: what to pip install
-  local label="$1" target="$2" venv="$work/venv-$1" run="$work/run-$1"
+check_install() {  # $1: label, $2: the wheel to pip install, $3: 1 to run `pyprof bench --quick` too
+  local label="$1" target="$2" bench="$3" venv="$work/venv-$1" run="$work/run-$1"
   rm -rf "$venv" "$run"
   fresh_venv "$venv"
   log "$label: installing $(basename "$target") into $venv"
@@ -78,7 +80,7 @@ PY
   local v; v=$(env -u PYTHONPATH "$venv/bin/pyprof" --version)
   [[ "$v" == "pyprof "* ]] || { log "FAIL: pyprof --version printed '$v'"; exit 1; }
   env -u PYTHONPATH "$venv/bin/pyprof" env >"$run/env.txt"
-  if [ "${WHEEL_CHECK_BENCH:-1}" != 0 ]; then
+  if [ "$bench" = 1 ] && [ "${WHEEL_CHECK_BENCH:-1}" != 0 ]; then
     log "$label: pyprof bench --quick"
     env -u PYTHONPATH "$venv/bin/pyprof" bench --quick --out "$run/bench" >"$run/bench.txt" 2>"$run/bench.err" || {
       log "FAIL: pyprof bench --quick exited $? ($label)"; tail -20 "$run/bench.err" >&2; exit 1; }
@@ -90,7 +92,19 @@ PY
   log "$label: ok"
 }
 
-check_install wheel "$wheel"
-check_install sdist "$sdist"
+check_install wheel "$wheel" 1
+
+# The sdist: build a wheel from it alone (in pip's temp folder, outside the checkout), which proves the sdist carries
+# what the build needs, and require the very same file list as the wheel built from the repo, so the run above
+# covers it; then install that wheel and run the short checks (a second bench run would test nothing new).
+log "sdist: building a wheel from $(basename "$sdist")"
+"$work/build-venv/bin/python" -m pip wheel -q --no-deps --no-build-isolation "$sdist" -w "$work/dist-from-sdist"
+sdist_wheel=$(ls "$work"/dist-from-sdist/pyprof-*.whl)
+names() { "$py" -c "import sys, zipfile; print(*sorted(zipfile.ZipFile(sys.argv[1]).namelist()), sep='\n')" "$1"; }
+if ! diff <(names "$wheel") <(names "$sdist_wheel") >&2; then
+  log "FAIL: the wheel built from the sdist has other files than the wheel built from the repo (< repo, > sdist)"
+  exit 1
+fi
+check_install sdist "$sdist_wheel" 0
 log "ok: wheel and sdist install and run outside the checkout"
 [ -n "${WHEEL_CHECK_DIR:-}" ] || rm -rf "$work"
