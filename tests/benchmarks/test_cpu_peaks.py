@@ -1,4 +1,4 @@
-"""CPU peak and profiler-overhead figures: measured and reported here, asserted nowhere.
+"""CPU (and GPU FFMA) peak and profiler-overhead figures: measured and reported here, asserted nowhere.
 
 These used to be assertions in tests/test_native.py and tests/test_overhead.py (measured / theoretical in 0.5-2.5,
 FP64 / FP32 in 0.25-0.9, per-step work < 200 us, loop overhead < 25 %); on a shared 2-vCPU VM each failed at random
@@ -9,7 +9,10 @@ profiled MLP loop's overhead read 1.4-1.6 % (README, "Performance").
 
 from __future__ import annotations
 
+import pytest
+
 from bench.overhead import measure
+from pyprof._native import load_cuda
 from pyprof.sources.cpu import host as cpu
 
 
@@ -42,3 +45,16 @@ def test_profiled_loop_overhead(benchmark, report):
     r = benchmark.pedantic(lambda: measure("mlp", batch=64, steps=steps, blocks=blocks), rounds=1, iterations=1)
     report("overhead_pct", r.overhead_pct, "%")
     report("instrumented_us_per_step", r.instrumented_us_per_step, "us")
+
+
+@pytest.mark.gpu
+def test_gpu_ffma_peak_against_spec(benchmark, report):
+    import torch
+
+    mod, _ = load_cuda()
+    r = benchmark.pedantic(lambda: mod.ffma_peak(0, 8, 256, 1 << 16), rounds=1, iterations=1)
+    p = mod.probe()["devices"][0]
+    # sm_80 and sm_90: 128 FP32 lanes per SM per clock x 2 FLOP per FFMA, at the max clock the driver reports
+    spec = torch.cuda.get_device_properties(0).multi_processor_count * 128 * 2 * p["sm_clock_khz"] * 1e3
+    report("ffma_flops_per_s", r["flops_per_s"], "FLOP/s")
+    report("ffma_over_spec", r["flops_per_s"] / spec)  # expected > 0.8 on an idle GPU
