@@ -159,7 +159,9 @@ def test_rank_that_dies_is_named_missing(tmp_path):
     job = res["job"]
     assert job["missing_ranks"] == [1] and "closed" in job["missing_reasons"]["1"]
     assert job["totals"]["model_flops"] == FLOPS_PER_RANK and job["partial"]
-    assert res["aggregate_s"] < 5.0 and "MISSING rank(s) 1" in e0
+    # "closed" (above), not "within timeout_s", shows rank 0 saw the death instead of waiting out the timeout; no
+    # wall-clock bound here: on a loaded 2-vCPU VM any bound fails at random.
+    assert "MISSING rank(s) 1" in e0
 
 
 def test_rank_that_skips_the_gather_is_bounded(tmp_path):
@@ -168,7 +170,9 @@ def test_rank_that_skips_the_gather_is_bounded(tmp_path):
     assert rc0 == 0
     job = res["job"]
     assert job["missing_ranks"] == [1] and "within timeout_s=3" in job["missing_reasons"]["1"]
-    assert 2.5 < res["aggregate_s"] < 8.0
+    # Waiting out a 3 s timeout takes at least ~3 s whatever the load; the upper bound (not gloo's 120 s) is held by
+    # communicate(timeout=60) in _run_job and the reason above, not by a clock assertion that load can break.
+    assert res["aggregate_s"] > 2.5
 
 
 def test_rank_whose_loop_raises_still_reports(tmp_path):

@@ -498,6 +498,7 @@ def test_find_library_paths_shape():
         assert all(os.path.isfile(p) for p in paths)
 
 
+@pytest.mark.requires("cublaslt")
 def test_install_into_real_cublaslt_without_gpu():
     """The logger entry points resolve and accept our callback in a real libcublasLt (no GPU needed to install).
 

@@ -99,6 +99,7 @@ def _dataset(n=64):
     return torch.randn(n, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
+@pytest.mark.requires("lightning")
 def test_lightning_callback(tmp_path):
     pl = pytest.importorskip("lightning.pytorch", reason="lightning not installed (`pip install lightning`)")
     from lightning.pytorch.loggers import Logger
@@ -161,6 +162,7 @@ def test_lightning_callback(tmp_path):
     assert len(curves["train_loss"]["points"]) == 2 and curves["train_loss"]["higher_is_better"] is False
 
 
+@pytest.mark.requires("hf")
 def test_hf_callback(tmp_path):
     pytest.importorskip("transformers", reason="transformers not installed (`pip install transformers accelerate`)")
     pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (`pip install accelerate`)")

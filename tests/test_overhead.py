@@ -1,36 +1,32 @@
-"""The profiler's own cost, measured (pytest-benchmark; in the default run the benchmark body runs once).
+"""The profiler's own cost, checked without a clock.
 
-Full figures: `python -m bench.overhead` (README, "Performance"). The bounds here are loose enough for a noisy 2-vCPU
-VM and tight enough to catch a regression such as counting every step (which costs more than the step itself).
+What made pyprof slow in the past was doing per step what should happen once per step signature (counting every
+step costs more than the step itself). That is checked here by what pyprof records, which load cannot change. The
+cost itself is measured and reported, not asserted, by `python -m pytest tests/benchmarks --benchmark-enable` and
+`python -m bench.overhead` (README, "Performance"): on a shared 2-vCPU VM any wall-clock bound fails at random.
 """
 
-import pytest
 import torch
 
 import pyprof
-from bench.overhead import measure
 from pyprof.bench.examples import make_mlp
-def test_per_step_instrumentation_cost(benchmark):
-    model, x = make_mlp(), torch.randn(64, 512)
-    with pyprof.profile(model, schedule=pyprof.schedule(warmup=1, active=10**6, repeat=1), measure_peak=False) as prof:
-        model(x)
-        prof.step()
 
-        def pyprof_work():
+
+def test_per_step_work_never_recounts_a_known_signature():
+    model, x = make_mlp(), torch.randn(64, 512)
+    n = 50
+    with pyprof.profile(model, schedule=pyprof.schedule(warmup=1, active=n, repeat=1), measure_peak=False,
+                        hardware_counters=False) as prof:
+        model(x)
+        prof.step()  # warm-up step: the one signature is counted here
+        for _ in range(n):
+            # exactly the per-step work that tests/benchmarks times: the root-forward signature check and step()
             prof._on_root_forward(model, (x,), {})
             prof.step()
-
-        benchmark(pyprof_work)
-        t0 = __import__("time").perf_counter()
-        for _ in range(500):
-            pyprof_work()
-        per_step_s = (__import__("time").perf_counter() - t0) / 500
-    assert per_step_s < 200e-6  # measured ~7 us here; a 3.5 ms MLP step makes 3% = 105 us
-
-
-@pytest.mark.slow
-def test_profiled_loop_overhead_in_one_run():
-    r = measure("mlp", batch=64, steps=10, blocks=5)
-    # measured 1.4-1.6 % here (README); counting every step would cost > 100 %
-    assert r.overhead_pct < 25, r
-    assert r.instrumented_us_per_step < 200
+    r = prof.result()
+    assert r.totals.counted_signatures == 1
+    assert len(r.steps) == n
+    assert {s.analytic_origin for s in r.steps} == {"reused"} and not any(s.perturbed for s in r.steps)
+    # MLP 512 -> 1024 -> 1024 -> 10, batch 64, forward only: 2 x 64 x (512*1024 + 1024*1024 + 1024*10)
+    # = 2 x 64 x 1,583,104 = 202,637,312 FLOP per step, reused from the warm-up count every step
+    assert {s.analytic_flops for s in r.steps} == {202_637_312}

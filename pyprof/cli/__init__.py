@@ -45,6 +45,22 @@ class _EscapedTable:
         self.table.add_row(*(terminal(c) for c in cells))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from pyprof import __version__
+        typer.echo(f"pyprof {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print `pyprof <version>` and exit.")] = False,
+) -> None:
+    # The group's options; is_eager makes --version answer before a subcommand is required or its input checked.
+    pass
+
+
 @app.command("env")
 def env_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,

@@ -1,9 +1,8 @@
 """pytest-benchmark benchmarks of pyprof itself (run with `python -m pytest tests/benchmarks --benchmark-enable`).
 
-In the default run (`--benchmark-disable` in pyproject) each body runs once, so the assertions still hold as tests.
+In the default run (`--benchmark-disable` in pyproject) each body runs once, on a reduced size, so the correctness
+assertions still hold as tests. No assertion here is about time: the times are the benchmark's output.
 """
-
-import time
 
 import pytest
 import torch
@@ -13,10 +12,14 @@ from pyprof.report.trace import aggregate, synthetic_table, write_chrome_trace
 
 
 def test_report_generation_1e6_kernel_records(benchmark, tmp_path):
-    """Aggregate 10^6 kernel records, render the bench HTML of the result, export the capped trace: < 2 s."""
+    """Aggregate 10^6 kernel records, render the bench HTML of the result, export the trace capped at 10^5 events.
+
+    It took about 1 s on an idle 2-vCPU VM; the default run uses 2 x 10^5 records (the same code path, a fifth of it).
+    """
     from pyprof.report.bench_schema import BenchReport, WorkloadResult
     from pyprof.report.html import render_bench_html
-    table = synthetic_table(1_000_000)
+    n = 200_000 if benchmark.disabled else 1_000_000
+    table = synthetic_table(n)
 
     def generate():
         agg = aggregate(table)
@@ -29,10 +32,9 @@ def test_report_generation_1e6_kernel_records(benchmark, tmp_path):
         info = write_chrome_trace(table, tmp_path / "t.json.gz", max_events=100_000)
         return html, info
 
-    t0 = time.perf_counter()
     html, info = benchmark.pedantic(generate, rounds=1, iterations=1)
-    assert time.perf_counter() - t0 < 2.0
-    assert info["events_dropped"] == 900_000 and "synthetic" in html
+    # n records, at most 100,000 written: 10^6 - 10^5 = 900,000 dropped (2 x 10^5 - 10^5 = 100,000 in the default run)
+    assert info["events_dropped"] == n - 100_000 and "synthetic" in html
 
 
 def _loop():
