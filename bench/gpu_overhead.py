@@ -21,10 +21,12 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pyprof.report.atomic import atomic_write_text
+
 MODES = ("plain", "plain+sync", "pyprof", "torch.profiler")
 
 
@@ -46,7 +48,7 @@ def make_step(model_name: str, batch: int | None) -> tuple[Callable[[], None], A
             return loss_fn(model(x), y)
         facts = {"model": "ResNet-50", "batch": b, "input": [b, 3, 224, 224]}
     elif model_name == "gpt2":
-        from pyprof.bench.models.gpt2 import GPTConfig, GPTLM
+        from pyprof.bench.models.gpt2 import GPTLM, GPTConfig
 
         b = batch or 16
         c = GPTConfig()

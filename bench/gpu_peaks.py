@@ -15,9 +15,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 SCHEMA_VERSION = 1
 KIND = "pyprof-gpu-peaks"
@@ -30,7 +31,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")  # serialized first: a bad payload writes nothing
 
 
-def run(out_dir: Path, device: int = 0, precisions: Optional[Sequence[str]] = None, quick: bool = False) -> dict:
+def run(out_dir: Path, device: int = 0, precisions: Sequence[str] | None = None, quick: bool = False) -> dict:
     """Measure, write ``out_dir/gpu_peaks.json`` and return the payload.
 
     Args:
@@ -68,7 +69,7 @@ def run(out_dir: Path, device: int = 0, precisions: Optional[Sequence[str]] = No
     return payload
 
 
-def _fmt(x: Optional[float], scale: float = 1e12, digits: int = 1) -> str:
+def _fmt(x: float | None, scale: float = 1e12, digits: int = 1) -> str:
     return "-" if x is None else f"{x / scale:.{digits}f}"
 
 
@@ -82,14 +83,14 @@ def _print_table(payload: dict, stream=sys.stderr) -> None:
     print(f"{'kind':<12} {'prec':<11} {'TFLOP/s':>9} {'spec':>8} {'@clock':>8} {'GHz':>6} {'/spec':>6} {'/clock':>6}  note",
           file=stream)
     for r in payload["peaks"]:
-        ratio = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        ratio = lambda v: "-" if v is None else f"{v:.2f}"
         print(f"{r['kind']:<12} {r['precision']:<11} {_fmt(r['measured_flops_per_s']):>9} "
               f"{_fmt(r['spec_flops_per_s']):>8} {_fmt(r['clock_adjusted_peak_flops_per_s']):>8} "
               f"{_fmt(r['observed_sm_clock_hz'], 1e9, 3):>6} {ratio(r['ratio_to_spec']):>6} "
               f"{ratio(r['ratio_to_clock_adjusted']):>6}  {r['reason'][:80]}", file=stream)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help=f"folder for {FILENAME}")
     ap.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")

@@ -22,9 +22,10 @@ import json
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 WORKLOADS = ("mlp_tiny", "mlp", "cnn", "lstm", "gpt", "varlen", "randshape")
 
@@ -83,7 +84,7 @@ def _make(workload: str, seed: int) -> tuple[Any, Callable[[int], None]]:
             opt.zero_grad(set_to_none=True)
 
         return model, step
-    from pyprof.bench.models.gpt2 import GPTConfig, GPTLM
+    from pyprof.bench.models.gpt2 import GPTLM, GPTConfig
 
     model = GPTLM(GPTConfig(n_layer=2, n_head=4, d_model=128, n_ctx=128, vocab=1000))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -123,7 +124,7 @@ def measure(workload: str, pairs: int = 200, warmup: int = 20) -> OverheadResult
     """Paired single steps of a plain and a profiled twin; see the module docstring."""
     import pyprof
 
-    plain_model, plain_step = _make(workload, seed=0)
+    _, plain_step = _make(workload, seed=0)
     prof_model, prof_step = _make(workload, seed=0)
     plain_t: list[float] = []
     prof_t: list[float] = []

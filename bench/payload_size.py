@@ -12,8 +12,10 @@ import argparse
 import json
 import time
 
-from pyprof.session.distributed import build_job_report, build_payload, decode_payload, encode_payload
 from pyprof.bench.examples import run_example
+from pyprof.session.distributed import build_job_report, build_payload, decode_payload, encode_payload
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="cnn", choices=["cnn", "mlp"])

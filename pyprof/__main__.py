@@ -1,2 +1,3 @@
 from pyprof.cli import main
+
 main()

@@ -12,8 +12,8 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Sequence
 
 #: Old module path -> new module path. Names below an old package follow it (``pyprof.gpu.x`` -> ``pyprof.sources.cuda.x``).
 ALIASES: dict[str, str] = {

@@ -13,13 +13,14 @@ import os
 from types import ModuleType
 
 from pyprof.errors import NativeExtensionError
+
 _BUILD_HINT = (
     "build it from the source checkout with `pip install torch==2.13.0 && pip install -e .` "
     "(needs CMake >= 3.18, a C++17 compiler and pybind11; set PYPROF_CUDA=OFF to skip the CUDA part)"
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_core() -> ModuleType:
     """Return ``pyprof._C``.
 
@@ -133,7 +134,7 @@ def _share_framework_cupti() -> None:
     CUPTI_LIBRARY.update(how="the toolkit's copy found through the module's RPATH")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_cuda() -> tuple[ModuleType | None, str]:
     """Return ``(pyprof._C_cuda, "")``, or ``(None, reason)`` when the CUDA part is absent or cannot load."""
     try:

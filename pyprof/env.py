@@ -10,6 +10,8 @@ import platform
 from typing import Any
 
 from pyprof import __version__
+
+
 def _safe(fn, *args, **kwargs) -> tuple[Any, str | None]:
     try:
         return fn(*args, **kwargs), None

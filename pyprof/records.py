@@ -550,7 +550,7 @@ class ProfileResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ProfileResult":
+    def from_dict(cls, d: dict[str, Any]) -> ProfileResult:
         d = dict(d)
         rec = d.get("reconciliation")
         if rec is not None:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from pyprof.bench import micro, runner, workloads
 from pyprof.report.bench_schema import KIND, SCHEMA_VERSION, read_bench_report
 from pyprof.report.html import render_any
+
 TINY = micro.MicroPreset(gemm_square=(64,), gemm_skinny=(), dtypes=("fp32", "tf32"), conv=((1, 4, 8, 4, 3),),
                          attention=((1, 1, 16, 8),), elementwise_n=1 << 12, bandwidth_n=1 << 16, repeats=2, warmup=1,
                          min_time_s=0.0)

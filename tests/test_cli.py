@@ -15,7 +15,7 @@ def _invoke(*args):
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
 
 
-@pytest.fixture()
+@pytest.fixture
 def a_file(tmp_path):
     f = tmp_path / "not_a_folder"
     f.write_text("x")

@@ -8,8 +8,6 @@ import math
 
 import pytest
 
-from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
-from pyprof.data import read_rows
 from pyprof.accounting.efficiency import (
     LearningCurve,
     TargetNotReachedError,
@@ -17,7 +15,11 @@ from pyprof.accounting.efficiency import (
     efficiency_factor,
     efficiency_factor_from_results,
 )
+from pyprof.constants import TFS_DAY_FLOP
+from pyprof.data import read_rows
 from pyprof.errors import InvalidInputError
+
+
 def _curve(name="run", points=((1e12, 0.5, 1), (2e12, 0.7, 2), (3e12, 0.9, 3)), **kw):
     return LearningCurve(name, points=points, **kw)
 

@@ -7,9 +7,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pyprof.cli.estimate_cmd import estimate as estimate_command
-from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
-from pyprof.errors import InvalidInputError, UnknownHardwareError
 from pyprof.accounting.estimate import (
     SEED_EXAMPLES,
     Estimate,
@@ -19,6 +16,9 @@ from pyprof.accounting.estimate import (
     method2,
     reproduce_seed_examples,
 )
+from pyprof.cli.estimate_cmd import estimate as estimate_command
+from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
+from pyprof.errors import InvalidInputError, UnknownHardwareError
 
 NAN = float("nan")
 INF = float("inf")
@@ -337,7 +337,7 @@ def test_seed_paired_examples_implied_utilization():
 # ------------------------------------------------------------------ CLI
 
 
-@pytest.fixture()
+@pytest.fixture
 def app():
     a = typer.Typer()
     a.command("estimate")(estimate_command)

@@ -9,6 +9,7 @@ import pytest
 
 from pyprof._native import load_cuda
 from pyprof.sources.cuda import counters as gc
+
 C, _WHY = load_cuda()
 needs_cuda_part = pytest.mark.skipif(C is None, reason=f"pyprof's CUDA part is not built: {_WHY}")
 
@@ -160,7 +161,7 @@ def _set(chip="GH100"):
 
 def test_flops_from_values_hand_arithmetic():
     ms = _set()
-    v = {m: 0.0 for m in ms.metrics()}
+    v = dict.fromkeys(ms.metrics(), 0.0)
     v[gc.simt_metric("fadd") + ".sum"] = 10
     v[gc.simt_metric("fmul") + ".sum"] = 20
     v[gc.simt_metric("ffma") + ".sum"] = 30
@@ -186,7 +187,7 @@ def test_flops_from_values_hand_arithmetic():
 
 def test_percent_of_peak_needs_no_clock():
     ms = _set()
-    v = {m: 0.0 for m in ms.metrics()}
+    v = dict.fromkeys(ms.metrics(), 0.0)
     v[gc.simt_metric("ffma") + ".sum"] = 1_000_000
     v[gc.simt_metric("ffma") + ".sum.peak_sustained"] = 512     # thread FFMAs per cycle, whole GPU
     v[f"{T}src_fp8.sum"] = 3e9

@@ -12,6 +12,7 @@ import pytest
 
 from pyprof._native import load_cuda
 from pyprof.sources.cuda import libcalls
+
 C, _REASON = load_cuda()
 pytestmark = pytest.mark.skipif(C is None, reason=f"pyprof._C_cuda not built: {_REASON}")
 

@@ -16,8 +16,9 @@ import pytest
 
 from pyprof._native import load_cuda
 from pyprof.errors import InvalidInputError
-from pyprof.peaks import gpu as gp
 from pyprof.peaks import database as db
+from pyprof.peaks import gpu as gp
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -419,7 +420,7 @@ def test_fp16_simt_weights_follow_ncu_roofline():
     # once per thread), not 2/2/4. The definition is named in the code.
     gc, ms = _simt_set()
     assert "hadd + hmul + 2*hfma" in gc.SIMT_FLOP_DEFINITION
-    v = {m: 0.0 for m in ms.metrics()}
+    v = dict.fromkeys(ms.metrics(), 0.0)
     v[gc.simt_metric("hadd") + ".sum"] = 3
     v[gc.simt_metric("hmul") + ".sum"] = 4
     v[gc.simt_metric("hfma") + ".sum"] = 5
@@ -427,7 +428,7 @@ def test_fp16_simt_weights_follow_ncu_roofline():
     assert gc.flops_from_values(v, ms)["fp16"] == 17
     # The peak: 2 x hfma.peak_sustained, as ncu. 1000 HFMA/cycle x 2 x 100 cycles = 2e5 FLOP at 100%;
     # 2*5e4 + 0 + 0 = 1e5 FLOP counted -> 50 %.
-    v = {m: 0.0 for m in ms.metrics()}
+    v = dict.fromkeys(ms.metrics(), 0.0)
     v[gc.simt_metric("hfma") + ".sum"] = 5e4
     v[gc.simt_metric("hfma") + ".sum.peak_sustained"] = 1000
     v[gc.CYCLES_METRIC] = 100
@@ -458,7 +459,7 @@ def test_counter_result_notes_fp16_simt_as_upper_bound():
     # The report side of likely 7: a result with FP16 SIMT FLOPs carries the note, and its executed total leaves them out.
     gc, ms = _simt_set()
     s = gc.CounterSession("kernel", metric_set=ms)
-    v = {m: 0.0 for m in ms.metrics()}
+    v = dict.fromkeys(ms.metrics(), 0.0)
     v[gc.simt_metric("ffma") + ".sum"] = 10      # 2 x 10 = 20 FP32 FLOPs
     v[gc.simt_metric("hfma") + ".sum"] = 4       # 2 x 4 = 8 FP16 SIMT FLOPs (upper bound)
     s._result.step_values = v

@@ -17,6 +17,7 @@ import pytest
 from pyprof._native import load_cuda
 from pyprof.sources.cuda import nvml as gn
 from pyprof.sources.cuda import pm as gp
+
 pynvml = pytest.importorskip("pynvml")
 
 

@@ -280,7 +280,7 @@ def test_report_with_a_gpu_section_round_trips_through_json(tmp_path):
     steps = [StepRecord(index=0, wall_time_s=0.01, cpu_time_s=0.01, analytic_flops=None,
                         analytic_flops_effective=None, analytic_forward_flops=None, analytic_origin="off",
                         signature_id=None, gpu=GpuStep.from_dict(LEGACY_STEP))]
-    totals = Totals(**{f: 0 for f in Totals.__dataclass_fields__})
+    totals = Totals(**dict.fromkeys(Totals.__dataclass_fields__, 0))
     r = ProfileResult(schema_version="1.1", run={"name": "x"}, device=DeviceReport("cuda", "H100", True), config={},
                       steps=steps, totals=totals, flop_counts=[], hardware_counters={}, cpu_peaks={},
                       reconciliation=None, gpu=GpuRun.from_dict(LEGACY_RUN))

@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from tests.test_html_report import sample_report
 from pyprof.report.html import render_bench_html
+from tests.test_html_report import sample_report
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 pytestmark = [pytest.mark.requires("chromium"),
               pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")]

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pyprof.session.integrations import StepDriver, window_metrics
 from pyprof.records import PeakReport, StepRecord
+from pyprof.session.integrations import StepDriver, window_metrics
 
 # MLP 32 -> 64 -> 10, micro-batch 8: forward 2*8*(32*64 + 64*10) = 43,008; backward = layer 1 (no input grad)
 # 2*8*32*64 = 32,768 + 2 x layer 2 (2*8*64*10 = 10,240) = 20,480 -> 53,248; total 96,256 per micro-batch.
@@ -104,8 +104,8 @@ def test_lightning_callback(tmp_path):
     pl = pytest.importorskip("lightning.pytorch", reason="lightning not installed (`pip install lightning`)")
     from lightning.pytorch.loggers import Logger
 
-    from pyprof.session.integrations.lightning import PyprofCallback
     from pyprof.report import read_report
+    from pyprof.session.integrations.lightning import PyprofCallback
     class Capture(Logger):
         def __init__(self):
             super().__init__()
@@ -168,8 +168,8 @@ def test_hf_callback(tmp_path):
     pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (`pip install accelerate`)")
     from transformers import Trainer, TrainingArguments
 
-    from pyprof.session.integrations.hf import PyprofHFCallback
     from pyprof.report import read_report
+    from pyprof.session.integrations.hf import PyprofHFCallback
     class Model(nn.Module):
         def __init__(self):
             super().__init__()

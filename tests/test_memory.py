@@ -1,6 +1,5 @@
 """Bounded memory and constant-time saves over long runs (issue 13 item 2)."""
 
-import dataclasses
 import random
 import threading
 

@@ -10,6 +10,8 @@ import pytest
 from pyprof._native import load_core, load_cuda
 from pyprof.peaks import cpu as peaks_cpu
 from pyprof.sources.cpu import host as cpu
+
+
 def test_import_pyprof_does_not_load_native_or_torch():
     code = "import sys, pyprof; print('pyprof._C' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

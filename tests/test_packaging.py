@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.metadata
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from typer.testing import CliRunner
 
 import pyprof

@@ -1,16 +1,17 @@
 """pyprof.profile() end to end on a CPU: real training loops, counts checked against independent closed forms."""
 
 import json
-import warnings
 
 import pytest
 import torch
 import torch.nn as nn
 
 import pyprof
-from pyprof.errors import InvalidInputError, ProfilerStateError
 from pyprof.bench.examples import closed_form_flops, make_cnn, make_mlp, run_example
+from pyprof.errors import InvalidInputError, ProfilerStateError
 from pyprof.report import read_report
+
+
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_counted_flops_match_closed_form(kind, tmp_report_dir):
     r = run_example(kind, batch=8, steps=3, warmup=1, output_dir=str(tmp_report_dir), measure_peak=False)

@@ -6,9 +6,9 @@ import os
 import pytest
 from typer.testing import CliRunner
 
+from pyprof.bench.examples import run_example
 from pyprof.cli import app
 from pyprof.errors import ReportError
-from pyprof.bench.examples import run_example
 from pyprof.report import SCHEMA_VERSION, atomic_write_text, read_report, render_markdown, render_terminal, to_json
 
 runner = CliRunner()
@@ -278,7 +278,8 @@ def test_a_report_of_another_kind_is_named(tmp_path):
 
 
 def test_malformed_bench_report_names_the_field(tmp_path):
-    from pyprof.report.bench_schema import KIND, SCHEMA_VERSION as BV, read_bench_report
+    from pyprof.report.bench_schema import KIND, read_bench_report
+    from pyprof.report.bench_schema import SCHEMA_VERSION as BV
 
     d = {"kind": KIND, "schema_version": BV, "run": {}, "device": {}, "sources": {}, "peaks": {},
          "assumed_utilization": 0.17, "assumed_utilization_source": "x", "throttle": {}, "microbenchmarks": [],

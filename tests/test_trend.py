@@ -7,8 +7,6 @@ import math
 
 import pytest
 
-from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
-from pyprof.errors import InvalidInputError
 from pyprof.accounting.trend import (
     TrendPoint,
     compute_ratio,
@@ -19,6 +17,8 @@ from pyprof.accounting.trend import (
     read_csv_text,
     running_frontier,
 )
+from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
+from pyprof.errors import InvalidInputError
 
 FIFTEEN = ["Dropout", "AlexNet", "Visualizing and Understanding Conv Nets", "DQN", "VGG", "Seq2Seq", "GoogleNet",
            "DeepSpeech2", "ResNet-151 example", "Neural Machine Translation", "Xception", "Neural Architecture Search",

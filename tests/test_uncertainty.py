@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from pyprof.errors import InvalidInputError
 from pyprof.accounting.estimate import method1
 from pyprof.accounting.uncertainty import method2_interval, utilization_prior
+from pyprof.errors import InvalidInputError
 
 ALEXNET = dict(hardware="GTX 580 (AI and compute)", count=2, days=5.5)
 #: 2 GPUs x 1.58e12 FLOP/s x 5.5 d x 86400 s/d = 1.50163e18 FLOP at 100% utilization

@@ -24,21 +24,23 @@ training FLOPs.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from numbers import Real
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
 from pyprof.errors import InvalidInputError
+
 __all__ = [
-    "CurvePoint",
-    "LearningCurve",
     "ComputeLog",
-    "TargetResult",
+    "CurvePoint",
     "EfficiencyFactor",
+    "LearningCurve",
     "TargetNotReachedError",
-    "cumulative_flops",
+    "TargetResult",
     "compute_to_target",
+    "cumulative_flops",
     "efficiency_factor",
     "efficiency_factor_from_results",
     "plot_learning_curves",
@@ -52,7 +54,7 @@ class TargetNotReachedError(InvalidInputError):
         result: The :class:`TargetResult` (``reached=False``) with the best metric reached and the compute spent.
     """
 
-    def __init__(self, message: str, result: "TargetResult") -> None:
+    def __init__(self, message: str, result: TargetResult) -> None:
         super().__init__(message)
         self.result = result
 

@@ -32,18 +32,19 @@ from pyprof.constants import (
 )
 from pyprof.errors import InvalidInputError
 from pyprof.peaks import database as peaks
+
 __all__ = [
+    "SEED_EXAMPLES",
     "Estimate",
+    "SeedExample",
+    "SeedReproduction",
+    "error_direction",
+    "error_factor",
+    "format_number",
     "method1",
     "method1_from_parameters",
     "method2",
-    "error_factor",
-    "error_direction",
-    "SeedExample",
-    "SeedReproduction",
-    "SEED_EXAMPLES",
     "reproduce_seed_examples",
-    "format_number",
 ]
 
 

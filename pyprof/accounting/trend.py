@@ -20,28 +20,30 @@ import datetime as _dt
 import io
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from pyprof.constants import PETA, PFS_DAY_FLOP, TFS_DAY_FLOP
 from pyprof.errors import InvalidInputError
+
 __all__ = [
-    "TrendPoint",
+    "MOORES_LAW_DOUBLING_MONTHS",
+    "SHIPPED_DATASETS",
     "Dataset",
     "TrendFit",
-    "SHIPPED_DATASETS",
-    "MOORES_LAW_DOUBLING_MONTHS",
-    "parse_date",
+    "TrendPoint",
+    "compute_ratio",
+    "fit_doubling_time",
     "load_dataset",
+    "moores_law_factor",
+    "parse_date",
+    "plot_trend",
     "read_csv_text",
     "running_frontier",
-    "fit_doubling_time",
-    "compute_ratio",
-    "moores_law_factor",
-    "plot_trend",
 ]
 
 #: Moore's law as the seeds use it: a 2-year doubling ("AI and compute": "a 2-year doubling period would yield only

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyprof.report.bench_schema import MicroResult
+
+
 @dataclass(frozen=True)
 class MicroPreset:
     gemm_square: tuple[int, ...]
@@ -47,7 +49,8 @@ def _llc_bytes() -> int:
     best = 0
     for p in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
         try:
-            s = open(p).read().strip()
+            with open(p) as f:
+                s = f.read().strip()
             best = max(best, int(s[:-1]) * (1024 if s.endswith("K") else 1024 * 1024 if s.endswith("M") else 1))
         except (OSError, ValueError):
             continue

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyprof.constants import ASSUMED_UTILIZATION_CPU, ASSUMED_UTILIZATION_GPU
-from pyprof.report.bench_schema import BenchReport, MicroResult, WorkloadResult
-
 from pyprof.bench import micro as _micro
 from pyprof.bench.workloads import CUPY_ID, SkipWorkload, cupy_gemm_loop, select
+from pyprof.constants import ASSUMED_UTILIZATION_CPU, ASSUMED_UTILIZATION_GPU
+from pyprof.report.bench_schema import BenchReport, MicroResult, WorkloadResult
 
 
 @dataclass(frozen=True)

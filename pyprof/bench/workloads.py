@@ -172,7 +172,7 @@ def _vision(spec: VisionModel) -> Callable[[str, str], Prepared]:
 def _gpt(preset: str, device: str) -> Prepared:
     import torch
 
-    from pyprof.bench.models.gpt2 import GPTConfig, GPTLM
+    from pyprof.bench.models.gpt2 import GPTLM, GPTConfig
 
     c = GPTConfig(n_layer=4, n_head=4, d_model=256, n_ctx=128, vocab=8192) if preset == "quick" else GPTConfig()
     batch = 4 if preset == "quick" else 8
@@ -250,12 +250,13 @@ def cupy_gemm_loop(preset: str, steps: int) -> dict[str, Any]:
     try:
         import cupy as cp
     except Exception as e:
-        raise SkipWorkload(f"cupy does not import ({type(e).__name__}: {e}); install pyprof[gpu] on a GPU machine")
+        raise SkipWorkload(f"cupy does not import ({type(e).__name__}: {e}); install pyprof[gpu] on a GPU machine") \
+            from e
     try:
         if cp.cuda.runtime.getDeviceCount() < 1:
             raise SkipWorkload("cupy found no GPU")
     except cp.cuda.runtime.CUDARuntimeError as e:
-        raise SkipWorkload(f"cupy found no usable GPU ({e})")
+        raise SkipWorkload(f"cupy found no usable GPU ({e})") from e
     n = 2048 if preset == "quick" else 8192
     a = cp.random.rand(n, n, dtype=cp.float32)
     b = cp.random.rand(n, n, dtype=cp.float32)

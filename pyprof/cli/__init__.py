@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from pyprof.cli.estimate_cmd import estimate
-from pyprof.cli.bench_cmd import bench
 from pyprof.cli._common import fail
+from pyprof.cli.bench_cmd import bench
 from pyprof.cli.efficiency_cmd import estimate_interval
+from pyprof.cli.estimate_cmd import estimate
 from pyprof.cli.run_cmd import CONTEXT_SETTINGS, run
 from pyprof.cli.trend_cmd import trend
+
 # Help text is plain text, not rich markup (rich_markup_mode=None): "[options]" stays literal, and so does any
 # bracket in an option's help. Shell completion is on: `pyprof --install-completion`.
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
@@ -145,7 +146,7 @@ def example_cmd(
     steps: Annotated[int, typer.Option(min=1, help="Recorded steps.")] = 20,
     warmup: Annotated[int, typer.Option(min=0, help="Warm-up steps (analytic counting happens here).")] = 2,
     batch: Annotated[int, typer.Option(min=1)] = 64,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for report.json and report.md.")] = Path("pyprof-report"),
+    out: Annotated[Path | None, typer.Option(help="Folder for report.json and report.md.")] = Path("pyprof-report"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report to stdout.")] = False,
 ) -> None:
     """Profile a built-in example training loop on this machine and write its report."""

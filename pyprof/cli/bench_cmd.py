@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,12 +22,12 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small shapes; the default on a CPU (under 3 min on 2 cores).")] = False,
     full: Annotated[bool, typer.Option("--full", help="Every workload at real sizes (a GPU; the default there).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    only: Annotated[Optional[str], typer.Option(help="Comma-separated ids (e.g. 'micro,resnet18'), of: "
+    only: Annotated[str | None, typer.Option(help="Comma-separated ids (e.g. 'micro,resnet18'), of: "
                                                      + ", ".join(ONLY_IDS) + " ('micro' = the microbenchmarks).")]
     = None,
     out: Annotated[Path, typer.Option(help="Folder for report.json, report.md, report.html, trace.json.gz.")] = Path("pyprof-bench"),
-    warmup: Annotated[Optional[int], typer.Option(min=1, help="Warm-up steps per workload (default 2 quick, 5 full).")] = None,
-    steps: Annotated[Optional[int], typer.Option(min=1, help="Timed steps per workload (default 3 quick, 20 full).")] = None,
+    warmup: Annotated[int | None, typer.Option(min=1, help="Warm-up steps per workload (default 2 quick, 5 full).")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Timed steps per workload (default 3 quick, 20 full).")] = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Write report.html with plots (needs matplotlib).")] = True,
     trace: Annotated[bool, typer.Option("--trace/--no-trace", help="Trace one extra step per workload: kernel-class "
                                                                   "breakdown and trace.json.gz.")] = True,

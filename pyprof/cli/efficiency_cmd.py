@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,28 +32,28 @@ JSON_KIND = "pyprof.estimate_interval"
 
 
 def estimate_interval(
-    hardware: Annotated[Optional[str], typer.Option("--hardware", help="Hardware name (see estimate --list-hardware).")]
+    hardware: Annotated[str | None, typer.Option("--hardware", help="Hardware name (see estimate --list-hardware).")]
     = None,
-    peak_tflops: Annotated[Optional[float], typer.Option(
+    peak_tflops: Annotated[float | None, typer.Option(
         "--peak-tflops", help="Peak per device in TFLOP/s (overrides the database).")] = None,
     count: Annotated[int, typer.Option("--count", help="Number of devices.")] = 1,
-    days: Annotated[Optional[float], typer.Option("--days", help="Training days.")] = None,
-    gpu_hours: Annotated[Optional[float], typer.Option(
+    days: Annotated[float | None, typer.Option("--days", help="Training days.")] = None,
+    gpu_hours: Annotated[float | None, typer.Option(
         "--gpu-hours", help="Device-hours summed over devices, as papers report them (instead of --count and "
                             "--days).")] = None,
     prior: Annotated[str, typer.Option(
         "--prior", help="published_assumption (33%/17%, a point), published_evidence, or measured.")]
     = "published_evidence",
-    device_kind: Annotated[Optional[str], typer.Option(
+    device_kind: Annotated[str | None, typer.Option(
         "--device-kind", help="gpu, tpu or cpu (default: the hardware's kind, else gpu).")] = None,
-    report: Annotated[Optional[list[Path]], typer.Option(
+    report: Annotated[list[Path] | None, typer.Option(
         "--report", help="measured prior: a pyprof report.json (profile or bench) or a folder of them, such as a "
                          "`pyprof bench --out` folder (repeatable).")] = None,
-    device_name: Annotated[Optional[str], typer.Option(
+    device_name: Annotated[str | None, typer.Option(
         "--device-name", help="measured prior: keep reports whose device name contains this.")] = None,
-    workload: Annotated[Optional[str], typer.Option(
+    workload: Annotated[str | None, typer.Option(
         "--workload", help="measured prior: keep reports whose run name contains this.")] = None,
-    published_before: Annotated[Optional[str], typer.Option(
+    published_before: Annotated[str | None, typer.Option(
         "--published-before", help="published_evidence: only runs published before this date (YYYY-MM-DD).")]
     = None,
     spread: Annotated[str, typer.Option(
@@ -61,7 +61,7 @@ def estimate_interval(
     = "point",
     level: Annotated[float, typer.Option("--level", help="Probability inside the interval, e.g. 0.9.")] = 0.9,
     precision: Annotated[str, typer.Option("--precision", help="Precision of the peak.")] = "fp32",
-    clock: Annotated[Optional[str], typer.Option("--clock", help="'boost' or 'base' where both are stored.")] = None,
+    clock: Annotated[str | None, typer.Option("--clock", help="'boost' or 'base' where both are stored.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Method 2 (devices x peak x days x utilization) with a low / median / high interval over utilization."""
@@ -108,7 +108,6 @@ def estimate_interval(
     t = Table(title=f"Method 2 with a utilization prior ({iv.prior.kind})")
     for col in ("", "utilization", "FLOP", "pfs-days", "tfs-days"):
         t.add_column(col, justify="left" if not col else "right")
-    lo, mid, hi = iv.flop
     names = (f"low ({(1 - level) / 2:.0%})", "median", f"high ({(1 + level) / 2:.0%})")
     for name, e in zip(names, (iv.low, iv.median, iv.high)):
         t.add_row(name, f"{e.inputs['utilization']:.3g}", f"{e.flop:.4g}", f"{e.pfs_days:.4g}", f"{e.tfs_days:.4g}")

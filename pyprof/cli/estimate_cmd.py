@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -136,38 +136,38 @@ def _check_flags(v: dict) -> None:
 def estimate(
     method: Annotated[str, typer.Option("--method", help="1, 2, both, or auto (decided by the inputs given).")]
     = "auto",
-    macs_per_forward: Annotated[Optional[float], typer.Option(
+    macs_per_forward: Annotated[float | None, typer.Option(
         "--macs-per-forward", help="Method 1: multiply-adds per example per forward pass (a paper's 'FLOPs').")]
     = None,
-    flops_per_forward: Annotated[Optional[float], typer.Option(
+    flops_per_forward: Annotated[float | None, typer.Option(
         "--flops-per-forward", help="Method 1: FLOP per example per forward pass (already x2).")] = None,
-    examples: Annotated[Optional[float], typer.Option(
+    examples: Annotated[float | None, typer.Option(
         "--examples", help="Method 1: training examples per epoch.")] = None,
     epochs: Annotated[float, typer.Option("--epochs", help="Method 1: passes over the data.")] = 1.0,
-    parameters: Annotated[Optional[float], typer.Option(
+    parameters: Annotated[float | None, typer.Option(
         "--parameters", help="Method 1 for a dense transformer: parameter count N (6·N·D, with --tokens).")] = None,
-    tokens: Annotated[Optional[float], typer.Option(
+    tokens: Annotated[float | None, typer.Option(
         "--tokens", help="Method 1 for a dense transformer: training tokens D over all epochs.")] = None,
-    n_layers: Annotated[Optional[int], typer.Option(
+    n_layers: Annotated[int | None, typer.Option(
         "--n-layers", help="Attention term (optional, with --n-ctx and --d-attn): transformer layers.")] = None,
-    n_ctx: Annotated[Optional[int], typer.Option("--n-ctx", help="Attention term: context length in tokens.")] = None,
-    d_attn: Annotated[Optional[int], typer.Option("--d-attn", help="Attention term: attention width (d_model).")]
+    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Attention term: context length in tokens.")] = None,
+    d_attn: Annotated[int | None, typer.Option("--d-attn", help="Attention term: attention width (d_model).")]
     = None,
     backward_factor: Annotated[float, typer.Option(
         "--backward-factor", help="Method 1: forward+backward cost in forward passes.")] = 3.0,
-    hardware: Annotated[Optional[str], typer.Option(
+    hardware: Annotated[str | None, typer.Option(
         "--hardware", help="Method 2: hardware name (see --list-hardware).")] = None,
-    peak_tflops: Annotated[Optional[float], typer.Option(
+    peak_tflops: Annotated[float | None, typer.Option(
         "--peak-tflops", help="Method 2: peak per device in TFLOP/s (overrides the database).")] = None,
     count: Annotated[int, typer.Option("--count", help="Method 2: number of devices.")] = 1,
-    days: Annotated[Optional[float], typer.Option("--days", help="Method 2: training days.")] = None,
-    gpu_hours: Annotated[Optional[float], typer.Option(
+    days: Annotated[float | None, typer.Option("--days", help="Method 2: training days.")] = None,
+    gpu_hours: Annotated[float | None, typer.Option(
         "--gpu-hours", help="Method 2: device-hours summed over devices, as papers report them (instead of "
                             "--count and --days).")] = None,
-    utilization: Annotated[Optional[float], typer.Option(
+    utilization: Annotated[float | None, typer.Option(
         "--utilization", help="Method 2: fraction of peak in (0, 1]; default 0.33 GPU/TPU, 0.17 CPU.")] = None,
     precision: Annotated[str, typer.Option("--precision", help="Method 2: precision of the peak.")] = "fp32",
-    clock: Annotated[Optional[str], typer.Option(
+    clock: Annotated[str | None, typer.Option(
         "--clock", help="Method 2: 'boost' or 'base' where both are stored (default boost).")] = None,
     seed_examples: Annotated[bool, typer.Option(
         "--seed-examples", help="Print the 'AI and compute' worked examples, recomputed, with explanations.")]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,15 +23,15 @@ CONTEXT_SETTINGS = {"allow_interspersed_args": False}
 
 def run(
     ctx: typer.Context,
-    command: Annotated[Optional[list[str]], typer.Argument(
+    command: Annotated[list[str] | None, typer.Argument(
         help="The script and its arguments, after `--`: `-- python train.py --lr 1e-3` or `-- python -m pkg.train`.",
         show_default=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for report.json and report.md.")] = Path("pyprof-report"),
     steps_from: Annotated[str, typer.Option(
         "--steps-from", help="optimizer: one step per optimizer.step(); none: the whole run as one range.")] = "optimizer",
     warmup: Annotated[int, typer.Option(min=0, help="Optimizer steps not recorded at the start.")] = 0,
-    peak: Annotated[Optional[str], typer.Option(help="Hardware name (see `pyprof estimate --list-hardware`) or FLOP/s.")] = None,
-    batch: Annotated[Optional[int], typer.Option(min=1, help="Examples per step, for per-example figures.")] = None,
+    peak: Annotated[str | None, typer.Option(help="Hardware name (see `pyprof estimate --list-hardware`) or FLOP/s.")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Examples per step, for per-example figures.")] = None,
     measure_peak: Annotated[bool, typer.Option("--measure-peak/--no-measure-peak",
                                                help="Measure this CPU's peak at the end (about a second).")] = True,
     summary: Annotated[bool, typer.Option("--summary/--no-summary", help="Print the summary table to stderr.")] = True,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -33,7 +33,7 @@ def trend(
     dataset: Annotated[str, typer.Argument(
         help="ai_and_compute, ai_and_efficiency, or the path of a CSV (date + one compute column).")]
     = "ai_and_compute",
-    series: Annotated[Optional[str], typer.Option(
+    series: Annotated[str | None, typer.Option(
         "--series", help="Series of a multi-series file (ai_and_efficiency: AlexNet (default), ResNet-50, ...).")]
     = None,
     frontier: Annotated[bool, typer.Option("--frontier", help="Fit only the running frontier (records).")] = False,
@@ -43,7 +43,7 @@ def trend(
     = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap random seed.")] = 0,
     level: Annotated[float, typer.Option("--level", help="Confidence level of the interval.")] = 0.95,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a plot (.svg or .png; needs matplotlib).")]
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a plot (.svg or .png; needs matplotlib).")]
     = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:

@@ -12,6 +12,7 @@ import io
 from importlib import resources
 
 from pyprof.errors import InvalidInputError
+
 __all__ = ["DATASETS", "data_text", "read_rows"]
 
 #: File name -> one-line description.

@@ -41,17 +41,17 @@ from dataclasses import dataclass
 from pyprof.errors import InvalidInputError, UnknownHardwareError
 
 __all__ = [
-    "PeakEntry",
-    "PEAKS",
-    "KINDS",
-    "PRECISIONS",
     "CLOCKS",
+    "KINDS",
+    "PEAKS",
+    "PRECISIONS",
+    "PeakEntry",
+    "flop_per_cycle",
+    "hardware_kind",
+    "list_hardware",
     "lookup",
     "precisions",
-    "list_hardware",
-    "hardware_kind",
     "theoretical_cpu_peak_flops_per_s",
-    "flop_per_cycle",
 ]
 
 KINDS = ("gpu", "cpu", "tpu")

@@ -27,31 +27,33 @@ import math
 import re
 import statistics
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 from pyprof.errors import InvalidInputError, UnknownHardwareError
 from pyprof.peaks import database as _db
+
 __all__ = [
-    "PRECISIONS",
     "FLOPS_PER_CLOCK_PER_SM",
     "FLOPS_PER_CLOCK_PER_SM_SOURCE",
-    "TENSOR_CLOCK_CLASSES",
-    "MICROKERNELS",
     "GEMMS",
+    "MICROKERNELS",
+    "PRECISIONS",
+    "TENSOR_CLOCK_CLASSES",
     "GpuDevice",
-    "SpecPeak",
     "MeasuredPeak",
-    "flops_per_clock_per_sm",
-    "database_name",
-    "spec_peak",
+    "SpecPeak",
     "clock_adjusted_peak",
-    "precision_of",
-    "gemm_peak_precision",
+    "database_name",
     "detect_devices",
-    "nvml_sm_clock_hz",
+    "flops_per_clock_per_sm",
+    "gemm_peak_precision",
     "measure_gpu_peaks",
+    "nvml_sm_clock_hz",
+    "precision_of",
+    "spec_peak",
 ]
 
 #: Peak classes: the peak database's precisions plus fp16_simt (half2 FMA pipe) and int8 (tensor-core integer).
@@ -139,12 +141,12 @@ class SpecPeak:
     """
 
     precision: str
-    flops_per_s: Optional[float]
+    flops_per_s: float | None
     method: str
     source: str
-    hardware: Optional[str] = None
-    flops_per_clock_per_sm: Optional[int] = None
-    clock_hz: Optional[float] = None
+    hardware: str | None = None
+    flops_per_clock_per_sm: int | None = None
+    clock_hz: float | None = None
     reason: str = ""
 
 
@@ -177,17 +179,17 @@ class MeasuredPeak:
     method: str
     precision: str
     device_index: int
-    device_name: Optional[str] = None
-    measured_flops_per_s: Optional[float] = None
-    measured_flops_per_s_best: Optional[float] = None
-    spec_flops_per_s: Optional[float] = None
+    device_name: str | None = None
+    measured_flops_per_s: float | None = None
+    measured_flops_per_s_best: float | None = None
+    spec_flops_per_s: float | None = None
     spec_method: str = "unavailable"
     spec_source: str = ""
-    observed_sm_clock_hz: Optional[float] = None
+    observed_sm_clock_hz: float | None = None
     clock_source: str = ""
-    clock_adjusted_peak_flops_per_s: Optional[float] = None
-    ratio_to_spec: Optional[float] = None
-    ratio_to_clock_adjusted: Optional[float] = None
+    clock_adjusted_peak_flops_per_s: float | None = None
+    ratio_to_spec: float | None = None
+    ratio_to_clock_adjusted: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
 
@@ -209,7 +211,7 @@ def _check_precision(precision: str) -> str:
     return p
 
 
-def flops_per_clock_per_sm(compute_capability: Sequence[int], precision: str) -> Optional[int]:
+def flops_per_clock_per_sm(compute_capability: Sequence[int], precision: str) -> int | None:
     """Dense FLOP per clock per SM for a compute capability family and peak class.
 
     Args:
@@ -236,7 +238,7 @@ def flops_per_clock_per_sm(compute_capability: Sequence[int], precision: str) ->
 _VENDOR_PREFIX = re.compile(r"^(nvidia|tesla|geforce)\s*", re.IGNORECASE)
 
 
-def database_name(device_name: str) -> Optional[str]:
+def database_name(device_name: str) -> str | None:
     """Canonical peak-database name for a CUDA device name, or None when no row describes that product.
 
     The CUDA names differ from the datasheet names (the H100 SXM5 calls itself ``"NVIDIA H100 80GB HBM3"``), and
@@ -364,7 +366,7 @@ def spec_peak(
 
 
 def _implied_tensor_clock(hardware: str, compute_capability: Sequence[int],
-                          sm_count: int) -> Optional[tuple[float, str]]:
+                          sm_count: int) -> tuple[float, str] | None:
     """The tensor clock a database row's own tensor figure implies: ``peak / (SMs x FLOP/clk/SM)``.
 
     H100 SXM5: 989.4e12 / (132 x 4096) = 1.830 GHz. Returns ``(clock_hz, how)`` or None when the row has no tensor
@@ -387,8 +389,8 @@ def _implied_tensor_clock(hardware: str, compute_capability: Sequence[int],
 
 
 def clock_adjusted_peak(
-    compute_capability: Sequence[int], sm_count: int, observed_clock_hz: Optional[float], precision: str
-) -> Optional[float]:
+    compute_capability: Sequence[int], sm_count: int, observed_clock_hz: float | None, precision: str
+) -> float | None:
     """Peak at an observed SM clock: ``sm_count x FLOP/clk/SM x observed_clock_hz``.
 
     Args:
@@ -537,7 +539,7 @@ def _nvml_handle(index: int) -> tuple[Any, str]:
         return None, f"NVML has no device {index}: {e}"
 
 
-def nvml_sm_clock_hz(index: int = 0) -> tuple[Optional[float], str]:
+def nvml_sm_clock_hz(index: int = 0) -> tuple[float | None, str]:
     """Current SM clock of CUDA device ``index`` from NVML.
 
     Returns:
@@ -673,7 +675,7 @@ def _run_gemm(torch: Any, kind: str, dev: GpuDevice, quick: bool, nvml_handle: A
     warmup, repeats = (2, 5) if quick else (3, 10)
     device = torch.device("cuda", dev.index)
     per_size = []
-    best: Optional[dict[str, Any]] = None
+    best: dict[str, Any] | None = None
     try:
         with torch.cuda.device(device), _fp32_matmul_mode(torch, tf32=kind == "gemm_tf32"):
             for n in sizes:
@@ -706,7 +708,7 @@ def _run_gemm(torch: Any, kind: str, dev: GpuDevice, quick: bool, nvml_handle: A
 
 
 def measure_gpu_peaks(
-    device: int = 0, precisions: Optional[Sequence[str]] = None, quick: bool = False
+    device: int = 0, precisions: Sequence[str] | None = None, quick: bool = False
 ) -> list[MeasuredPeak]:
     """Measure the achievable peaks of one GPU: microkernels, then the best cuBLAS GEMM per precision.
 

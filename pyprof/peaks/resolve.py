@@ -199,7 +199,7 @@ def gpu_spec_peaks(device: DeviceReport | None) -> dict[str, Any]:
     from pyprof.peaks import gpu as gp
     from pyprof.sources.cuda.libcalls import PRECISIONS as LIBRARY_PRECISIONS
     if device is None:
-        return {p: None for p in LIBRARY_PRECISIONS}
+        return dict.fromkeys(LIBRARY_PRECISIONS)
     d = device.details
     cc = tuple(d.get("compute_capability") or (0, 0))
     out: dict[str, Any] = {}

@@ -10,8 +10,8 @@ from pyprof.report.terminal import render_terminal
 from pyprof.report.writers import FORMATS, write_reports
 
 __all__ = [
-    "SCHEMA_VERSION",
     "FORMATS",
+    "SCHEMA_VERSION",
     "atomic_write_text",
     "read_report",
     "render_markdown",

@@ -7,10 +7,12 @@ is missing, :func:`available` says why and the HTML shows that reason instead of
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from typing import Any
 
 from pyprof.report.bench_schema import KERNEL_CLASSES
+
 _COLORS = {"gemm": "#4c72b0", "conv": "#dd8452", "attention": "#55a868", "elementwise": "#c44e52", "other": "#8c8c8c"}
 
 
@@ -20,7 +22,7 @@ def available() -> tuple[bool, str]:
         import matplotlib
 
         matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot  # noqa: F401
+        import matplotlib.pyplot
 
         return True, ""
     except Exception as e:
@@ -184,9 +186,8 @@ def profile_steps(steps: list[dict[str, Any]], spec: float | None) -> str | None
     """
     if not steps:
         return None
-    import matplotlib.pyplot as plt
-
     import matplotlib
+    import matplotlib.pyplot as plt
 
     matplotlib.rcParams["svg.fonttype"] = "path"
     matplotlib.rcParams["svg.hashsalt"] = "pyprof"
@@ -214,7 +215,7 @@ def profile_steps(steps: list[dict[str, Any]], spec: float | None) -> str | None
     axes[-1][0].set_xlabel("step")
     _integer_ticks(axes[-1][0])
     axes[0][0].set_title("Steps: time" + (" and utilization" if spec else "") +
-                         (" (gaps: steps not recorded)" if any(b > a + 1 for a, b in zip(idx, idx[1:])) else ""))
+                         (" (gaps: steps not recorded)" if any(b > a + 1 for a, b in itertools.pairwise(idx)) else ""))
     return _svg(fig)
 
 

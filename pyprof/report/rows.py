@@ -12,7 +12,7 @@ from pyprof.report.format import num, pct, si
 def summary_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
     t = r.totals
     rows: list[tuple[str, str, str]] = []
-    add = lambda sec, k, v: rows.append((sec, k, v))  # noqa: E731
+    add = lambda sec, k, v: rows.append((sec, k, v))
     add("run", "device", f"{r.device.kind}: {r.device.name}" + ("" if r.device.supported else " (not fully supported)"))
     if r.partial:
         add("run", "status", f"PARTIAL: {r.partial_reason}")
@@ -107,7 +107,7 @@ def gpu_rows(r: ProfileResult) -> list[tuple[str, str, str]]:
     """Rows of the GPU section: sources, busy time, kernels, library FLOPs by precision, NVML, counters."""
     g = r.gpu if r.gpu is not None else GpuRun()
     rows: list[tuple[str, str, str]] = []
-    add = lambda k, v: rows.append(("gpu", k, v))  # noqa: E731
+    add = lambda k, v: rows.append(("gpu", k, v))
     for src, st in g.status.items():
         add(f"source: {src}", "on" if st.active else f"off — {st.reason}")
     t = g.totals

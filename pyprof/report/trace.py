@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pyprof.report.bench_schema import KERNEL_CLASSES
+
 log = logging.getLogger("pyprof.trace")
 
 #: Default cap on events written to a trace file (a 200k-event trace is ~20 MB of JSON before gzip).
@@ -179,7 +180,7 @@ def write_chrome_trace(table: KernelTable, path: str | os.PathLike, *, max_event
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=3) as f:
         f.write(text)
     os.replace(tmp, p)
-    return {"path": str(p), "events_written": int(len(keep)), "events_dropped": int(dropped), "max_events": max_events}
+    return {"path": str(p), "events_written": len(keep), "events_dropped": int(dropped), "max_events": max_events}
 
 
 def table_from_torch_profiler(prof: Any) -> KernelTable:

@@ -63,7 +63,7 @@ _UNSEEN = _Unseen()
 class _Family:
     """Counted points of signatures that share a skeleton (differ only in tensor sizes), and their fitted polynomial."""
 
-    __slots__ = ("points", "_fit", "_fit_tried")
+    __slots__ = ("_fit", "_fit_tried", "points")
 
     def __init__(self) -> None:
         self.points: OrderedDict[tuple[int, ...], tuple[int, ...]] = OrderedDict()
@@ -98,7 +98,7 @@ class _Family:
 
         row = _monomials(np.asarray([x], dtype=np.float64) / scale, degree)
         pred = row @ coef
-        out = tuple(int(round(float(v))) for v in pred[0])
+        out = tuple(round(float(v)) for v in pred[0])
         return out if all(v >= 0 for v in out) else None
 
 

@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from pyprof.errors import InvalidInputError, ReportError
-from pyprof.session.profile import Profile
 from pyprof.records import JOB_KIND, JOB_SCHEMA_VERSION, ProfileResult  # noqa: F401  (re-exported)
 from pyprof.report.job import MARKDOWN_RANK_ROWS, JobReport, read_job_report  # noqa: F401  (moved; re-exported)
 from pyprof.report.job import ranges as _ranges
+from pyprof.session.profile import Profile
+
 #: Version of the per-rank payload; rank 0 names a rank whose payload version it cannot read as missing.
 PAYLOAD_VERSION = 1
 #: Bump the major when a field of the job report changes meaning or is removed, the minor when fields are added.

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pyprof.errors import InvalidInputError
+
 STEPS_FROM = ("optimizer", "none")
 _PYTHONS = ("python", "python3", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
 

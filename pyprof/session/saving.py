@@ -149,7 +149,7 @@ class SigtermGuard:
         name = signal.Signals(signum).name
         try:
             self._on_signal(f"stopped by {name}")
-        except BaseException as e:  # noqa: BLE001 - the signal's own outcome must follow whatever happened here
+        except BaseException as e:
             print(f"pyprof: writing the report on {name} failed: {e!r}", file=sys.stderr)
         if callable(prev):
             prev(signum, frame)  # the user's handler, chained (it may raise SystemExit: the with-block ends then)

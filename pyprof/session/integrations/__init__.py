@@ -20,6 +20,7 @@ import warnings
 from typing import Any
 
 from pyprof.errors import InvalidInputError
+
 METRICS = ("pyprof/mfu", "pyprof/tflops_per_s", "pyprof/utilization")
 
 

@@ -12,9 +12,9 @@ import platform
 import re
 import warnings
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 from pyprof._native import load_core
-
 
 
 @dataclass
@@ -113,7 +113,7 @@ class CpuFlopCounter:
     analytic count and says so. Threads created after ``start()`` are counted when they exit (perf's inherit rule).
     """
 
-    _warned: set[str] = set()
+    _warned: ClassVar[set[str]] = set()
 
     def __init__(self) -> None:
         self._core = load_core()
@@ -141,4 +141,4 @@ class CpuFlopCounter:
         self._counters.stop()
 
 
-__all__ = ["CpuFlopCounter", "CpuInfo", "CpuPeak", "cpu_info", "measure_peak", "theoretical_peak"]
+__all__ = ["CpuFlopCounter", "CpuInfo", "cpu_info"]

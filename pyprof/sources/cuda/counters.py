@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pyprof._native import load_cuda
+
 # ---------------------------------------------------------------------------------------------------------------
 # Metric names
 
@@ -610,7 +612,7 @@ class CounterSession:
             return
         try:
             self._profiler.reserve_ranges(int(kernels_per_step))
-        except Exception as e:  # noqa: BLE001 -- counters must never take the training loop down
+        except Exception as e:
             self._fail(e)
 
     def begin_step(self, step: int, kernel_signature: Any = None) -> None:

@@ -118,14 +118,14 @@ def install_hooks(paths: list[str] | None = None) -> dict[str, str]:
     """
     mod, reason = load_cuda()
     if mod is None:
-        return {key: f"unavailable: {reason}" for key in _LIBRARIES}
+        return dict.fromkeys(_LIBRARIES, f"unavailable: {reason}")
     try:
         if paths is None:
             found = find_library_paths()
             paths = [p for key in _LIBRARIES for p in found[key]]
         return dict(mod.hooks_install([str(p) for p in paths]))
     except Exception as e:  # the profiler never takes the training loop down
-        return {key: f"error: {e}" for key in _LIBRARIES}
+        return dict.fromkeys(_LIBRARIES, f"error: {e}")
 
 
 @dataclass(frozen=True)

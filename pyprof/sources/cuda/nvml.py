@@ -12,6 +12,7 @@ Times are ``time.monotonic()`` seconds.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -267,7 +268,7 @@ def aggregate_window(samples: Iterable[NvmlSample], start_s: float, end_s: float
     elif len(with_power) >= 2:
         # trapezoid: sum of (P_i + P_i+1) / 2 * (t_i+1 - t_i); mW * s = mJ
         mj = sum((a.power_mw + b.power_mw) / 2 * (b.t_s - a.t_s)  # type: ignore[operator]
-                 for a, b in zip(with_power, with_power[1:]))
+                 for a, b in itertools.pairwise(with_power))
         w.energy_j = mj / 1e3
         w.energy_source = "integrated_power"
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pyprof._native import load_cuda
+
 PM_DISCLAIMER = (
     "PM sampling gives pipe-activity ratios, not FLOP counts; on GH100 the FLOP counters are not available to "
     "PM sampling. A ratio equals FLOP utilization only when kernels issue the highest-rate instruction for their "
@@ -282,7 +283,7 @@ class PmSession:
                 return self._refuse("no_device", f"PM sampling needs a GPU with a driver: {e}")
             if self.metric_set is None or self.metric_set.chip != chip:
                 self.metric_set = pm_metric_set(chip)
-            interval_ns = max(1, int(round(self.interval_ms * 1e6)))
+            interval_ns = max(1, round(self.interval_ms * 1e6))
             self._sampler = mod.PmSampler(self.device, self.metric_set.metrics, interval_ns, self.max_samples)
             status = self._sampler.start()
             if status != "running":

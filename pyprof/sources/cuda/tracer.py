@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from pyprof._native import load_cuda
+
 __all__ = ["GpuWindow", "KernelRow", "KernelTracer", "enable_early", "release_early"]
 
 _NS_PER_S = 1e9
@@ -259,7 +260,7 @@ class KernelTracer:
             return False
         try:
             mod.tracer_reset()  # a new profile starts empty: no earlier profile's (or peak kernels') records
-        except Exception as e:  # noqa: BLE001 -- keep tracing; the report would only carry older kernels too
+        except Exception as e:
             warnings.warn(f"pyprof: could not reset the kernel tracer's aggregator: {e!r}", RuntimeWarning,
                           stacklevel=2)
         with _lock:

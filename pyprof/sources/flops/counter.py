@@ -213,7 +213,7 @@ class _CountingMode(TorchDispatchMode):
                     and func is not torch.ops.prim.device.default
                     and not func._schema.is_mutable
                 )
-        except Exception as e:  # noqa: BLE001  (pyprof's own failure: the op still runs)
+        except Exception as e:
             counter._fail(func, e)
             return func(*args, **kwargs)
         if decomposable or dense is not None:
@@ -226,7 +226,7 @@ class _CountingMode(TorchDispatchMode):
                     # the mode off and enter it inside the branch / body / subgraph they call.
                     r = dense(*self._counting_callables(args), **dict(zip(kwargs, self._counting_callables(
                         tuple(kwargs.values())))))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 # Either pyprof's fault or the op's own error: run the op as unprofiled code would. If it raises
                 # too, that error is the user's and propagates; if it succeeds, counting failed here.
                 out = func(*args, **kwargs)
@@ -237,7 +237,7 @@ class _CountingMode(TorchDispatchMode):
         out = func(*args, **kwargs)
         try:
             counter._record(func, packet, out, args, kwargs)
-        except Exception as e:  # noqa: BLE001  (a formula or attribution bug: the user's result is already out)
+        except Exception as e:
             counter._fail(func, e)
         return out
 

@@ -209,7 +209,7 @@ class ModuleAttribution:
             return
         try:
             self._stack.append((module, self._name_of(module), torch.autograd._get_sequence_nr()))
-        except Exception as e:  # noqa: BLE001  (never break the user's forward)
+        except Exception as e:
             self._fail(f"module pre-hook of {type(module).__name__}", e)
 
     def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
@@ -228,7 +228,7 @@ class ModuleAttribution:
             del self._stack[i:]
             if torch.is_grad_enabled():
                 self._tag_nodes(output, start_seq, torch.autograd._get_sequence_nr(), tag)
-        except Exception as e:  # noqa: BLE001  (never break the user's forward)
+        except Exception as e:
             self._fail(f"module hook of {type(module).__name__}", e)
 
     @staticmethod
