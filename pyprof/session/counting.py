@@ -311,12 +311,7 @@ class StepCounter:
         for model, compiled in self._restore:
             model._compiled_call_impl = compiled
         self._restore.clear()
-        if self._counter is not None and self._counter.active:
-            try:
-                self._counter.stop()
-            except Exception:
-                pass
-        self._eager.exit()
+        self._abandon_count()
 
     # ------------------------------------------------------------------ steps
     def begin_step(self, action: str) -> None:
@@ -512,6 +507,10 @@ class StepCounter:
             self.notes.append(f"analytic counting failed and was turned off: {err!r}")
         self._error_seen = True
         self.mode = "off"
+        self._abandon_count()
+
+    def _abandon_count(self) -> None:
+        """Stop a count still running (its result unused) and leave the eager stance."""
         if self._counter is not None and self._counter.active:
             try:
                 self._counter.stop()
