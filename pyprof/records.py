@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Self
+from typing import Any, TypeVar
 
 
 @dataclass
@@ -484,6 +484,9 @@ class StepsWindowInfo:
 JOB_SCHEMA_VERSION = "1.0"
 JOB_KIND = "pyprof.job"
 
+# What JobReport.from_dict returns when called on a subclass (typing.Self is Python 3.11+; pyprof supports 3.10).
+_JobReportT = TypeVar("_JobReportT", bound="JobReport")
+
 
 @dataclass
 class JobReport:
@@ -514,7 +517,7 @@ class JobReport:
         return {"kind": JOB_KIND, **d}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Self:
+    def from_dict(cls: type[_JobReportT], d: dict[str, Any]) -> _JobReportT:
         d = {k: v for k, v in d.items() if k != "kind"}
         d["missing_reasons"] = {int(k): v for k, v in (d.get("missing_reasons") or {}).items()}
         return cls(**d)
@@ -577,11 +580,11 @@ class ProfileResult:
         )
 
 
-def sum_or_none(values: list) -> float | None:
+def sum_or_none(values: Sequence[float | None]) -> float | None:
     """Sum when every value is known, else None (a partial sum would read as a wrong total)."""
     if not values or any(v is None for v in values):
         return None
-    return float(sum(values))
+    return float(sum(v for v in values if v is not None))
 
 
 class LogHistogram:

@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from numbers import Real
-from typing import Any
+from typing import Any, TypedDict
 
 from pyprof.constants import PFS_DAY_FLOP, TFS_DAY_FLOP
 from pyprof.errors import InvalidInputError
@@ -333,6 +333,29 @@ class TargetResult:
         return d
 
 
+class _TargetCommon(TypedDict):
+    """The :class:`TargetResult` fields every outcome of :func:`compute_to_target` shares."""
+
+    run: str
+    metric_name: str
+    target: float
+    higher_is_better: bool
+    best_metric: float
+    best_flops: float
+    best_epochs: float | None
+    flops_spent: float
+    epochs_spent: float | None
+    flop_source: str
+
+
+class _TargetEvaluated(TypedDict):
+    """The :class:`TargetResult` fields describing the first evaluation at or past the target."""
+
+    evaluated_flops: float
+    evaluated_epochs: float | None
+    evaluated_metric: float
+
+
 def _meets(value: float, target: float, higher_is_better: bool) -> bool:
     return value >= target if higher_is_better else value <= target
 
@@ -372,14 +395,14 @@ def compute_to_target(curve: LearningCurve, target: float, higher_is_better: boo
         raise InvalidInputError(f"run {curve.name!r} has no evaluations: log (flops, metric, epoch) points first.")
     best = max(pts, key=lambda p: p.metric) if hib else min(pts, key=lambda p: p.metric)
     last = pts[-1]
-    common = dict(run=curve.name, metric_name=curve.metric_name, target=t, higher_is_better=hib,
-                  best_metric=best.metric, best_flops=best.flops, best_epochs=best.epoch,
-                  flops_spent=last.flops, epochs_spent=last.epoch, flop_source=curve.flop_source)
+    common: _TargetCommon = dict(run=curve.name, metric_name=curve.metric_name, target=t, higher_is_better=hib,
+                                 best_metric=best.metric, best_flops=best.flops, best_epochs=best.epoch,
+                                 flops_spent=last.flops, epochs_spent=last.epoch, flop_source=curve.flop_source)
     word = "above" if hib else "below"
     for i, p in enumerate(pts):
         if not _meets(p.metric, t, hib):
             continue
-        ev = dict(evaluated_flops=p.flops, evaluated_epochs=p.epoch, evaluated_metric=p.metric)
+        ev: _TargetEvaluated = dict(evaluated_flops=p.flops, evaluated_epochs=p.epoch, evaluated_metric=p.metric)
         if i == 0:
             note = (f"reached at the first evaluation ({curve.metric_name} {p.metric:g}); with no earlier "
                     "evaluation the compute to target may be lower")

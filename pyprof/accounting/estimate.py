@@ -120,7 +120,7 @@ class Estimate:
 
     method: str
     flop: float
-    inputs: dict = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
     formula: str = ""
 
     @property
@@ -138,7 +138,7 @@ class Estimate:
         """The post's "PF": ``flop / 1e15`` (an amount of computation, not a rate)."""
         return self.flop / PETA
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: method, flop, petaflop, pfs_days, tfs_days, formula and inputs."""
         return {
             "method": self.method,
@@ -487,7 +487,7 @@ class SeedExample:
     name: str
     system: str
     method: str
-    kwargs: dict
+    kwargs: dict[str, Any]
     printed_formula: str
     printed_pf: float
     printed_pfs_days: float
@@ -516,7 +516,7 @@ class SeedReproduction:
     ratio_pf: float
     explanation: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
             "name": self.name,
@@ -532,7 +532,16 @@ class SeedReproduction:
         }
 
 
-def _ex(name, system, method, kwargs, printed_formula, printed_pf, printed_pfs_days, explanation) -> SeedExample:
+def _ex(
+    name: str,
+    system: str,
+    method: str,
+    kwargs: dict[str, Any],
+    printed_formula: str,
+    printed_pf: float,
+    printed_pfs_days: float,
+    explanation: str,
+) -> SeedExample:
     return SeedExample(name, system, method, kwargs, printed_formula, printed_pf, printed_pfs_days, explanation)
 
 

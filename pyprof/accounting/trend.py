@@ -393,7 +393,7 @@ def running_frontier(points: Sequence[TrendPoint], decreasing: bool) -> list[Tre
 
 def moores_law_factor(years: float, doubling_months: float = MOORES_LAW_DOUBLING_MONTHS) -> float:
     """``2 ** (years x 12 / doubling_months)``: Moore's law's improvement over ``years``."""
-    return 2.0 ** (years * 12.0 / doubling_months)
+    return float(2.0 ** (years * 12.0 / doubling_months))  # a positive base: always a float (typeshed says Any)
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -297,9 +297,9 @@ def utilization_prior(kind: str = "published_evidence", device_kind: str = "gpu"
         if len(values) < 2:
             raise InvalidInputError(f"only {len(values)} published measurement(s) before {published_before}; "
                                     "choose a later date")
-        notes = ("all 62 runs are accelerators (41 GPU, 17 TPU, 2 unnamed, 1 Trainium, 1 Ascend); most are large "
-                 "language models, measured as MFU",)
-        return UtilizationPrior(kind, dk, src, samples=tuple(values), notes=notes)
+        published_notes = ("all 62 runs are accelerators (41 GPU, 17 TPU, 2 unnamed, 1 Trainium, 1 Ascend); most "
+                           "are large language models, measured as MFU",)
+        return UtilizationPrior(kind, dk, src, samples=tuple(values), notes=published_notes)
     if not reports:
         raise InvalidInputError("the measured prior needs reports=[...]: report.json files (or folders of them) "
                                 "written by pyprof.profile(output_dir=...) or pyprof bench on this device kind")

@@ -128,7 +128,7 @@ def measure_bandwidth(device: str, n: int, repeats: int = 5) -> dict[str, Any]:
     c = torch.rand(n, device=device)
     a = torch.empty(n, device=device)
     timer = Timer(device, repeats, 1, 0.0)
-    runs = []
+    runs: list[float] = []
     for _ in range(repeats):
         med, _ = Timer(device, 1, 1 if not runs else 0, 0.0).time(lambda: torch.add(b, c, alpha=3.0, out=a))
         runs.append(3 * n * 4 / med)
@@ -219,7 +219,7 @@ def run_micro(preset: MicroPreset, device: str, peak_for: Callable[[str], tuple[
             m.flops = 2.0 * M * N * K                           # M*N outputs, K multiply-adds each
             m.bytes = float(esize * (M * K + K * N) + (2 if dt == "fp8" else esize) * M * N)
 
-            def setup(M=M, N=N, K=K, dt=dt):
+            def setup_gemm(M=M, N=N, K=K, dt=dt):
                 tdt = getattr(torch, _DTYPES[dt])
                 if dt == "fp8":
                     a = torch.randn(M, K, device=device).to(tdt)
@@ -232,19 +232,19 @@ def run_micro(preset: MicroPreset, device: str, peak_for: Callable[[str], tuple[
                     torch.backends.cuda.matmul.allow_tf32 = dt == "tf32"
                 return lambda: torch.mm(a, b)
 
-            run(m, setup)
+            run(m, setup_gemm)
     for (N, C, H, K, R) in preset.conv:
         m = MicroResult(id=f"conv/fp32/{N}x{C}x{H}x{H}-k{K}r{R}", family="conv", name=f"Conv2d {C}->{K} {R}x{R}",
                         dtype="fp32", shape=f"N={N} C={C} H=W={H} K={K} R=S={R} pad={R // 2}")
         m.flops = 2.0 * N * K * H * H * C * R * R           # output N*K*H*W, each C*R*S multiply-adds
         m.bytes = 4.0 * (N * C * H * H + K * C * R * R + N * K * H * H)
 
-        def setup(N=N, C=C, H=H, K=K, R=R):
+        def setup_conv(N=N, C=C, H=H, K=K, R=R):
             x = torch.randn(N, C, H, H, device=device)
             w = torch.randn(K, C, R, R, device=device)
             return lambda: F.conv2d(x, w, padding=R // 2)
 
-        run(m, setup)
+        run(m, setup_conv)
     for (B, Hh, L, D) in preset.attention:
         for causal in (False, True):
             tag = "causal" if causal else "full"
@@ -257,11 +257,11 @@ def run_micro(preset: MicroPreset, device: str, peak_for: Callable[[str], tuple[
             m.flops = dense * (L + 1) / (2 * L) if causal else dense
             m.bytes = 4.0 * 4 * B * Hh * L * D               # q, k, v read, output written
 
-            def setup(B=B, Hh=Hh, L=L, D=D, causal=causal):
+            def setup_attention(B=B, Hh=Hh, L=L, D=D, causal=causal):
                 q, k, v = (torch.randn(B, Hh, L, D, device=device) for _ in range(3))
                 return lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
-            run(m, setup)
+            run(m, setup_attention)
     n = preset.elementwise_n
     m = MicroResult(id=f"elementwise/fp32/add/{n}", family="elementwise", name="add (memory-bound contrast)",
                     dtype="fp32", shape=f"n={n:,}", flops=float(n), bytes=12.0 * n)  # 1 add; read 2, write 1 fp32

@@ -370,7 +370,7 @@ def run_suite(opts: Options, progress: bool = True) -> BenchReport:
         bar.advance()
         cuda_mod, cuda_reason = load_cuda()
         if device == "cpu":
-            dev = {"kind": "cpu", "name": "cpu"}
+            dev: dict[str, Any] = {"kind": "cpu", "name": "cpu"}
             try:
                 from pyprof.sources.cpu.host import cpu_info
                 info = cpu_info()

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from pyprof.accounting.estimate import (
@@ -58,8 +58,10 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 
 def _estimates_table(estimates: list[Estimate]) -> Table:
     table = Table(title="Training compute estimate", show_lines=False)
-    for col, justify in (("method", "left"), ("FLOP", "right"), ("PF", "right"), ("pfs-days", "right"),
-                         ("tfs-days", "right"), ("formula", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("method", "left"), ("FLOP", "right"), ("PF", "right"), ("pfs-days", "right"), ("tfs-days", "right"),
+        ("formula", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, overflow="fold")
     for e in estimates:
         table.add_row(e.method, f"{e.flop:.4g}", _fmt(e.petaflop), _fmt(e.pfs_days), _fmt(e.tfs_days), e.formula)
@@ -96,9 +98,10 @@ def _seed_examples(console: Console, as_json: bool) -> dict | None:
     if as_json:
         return {"seed_examples": [r.to_dict() for r in reps]}
     table = Table(title='"AI and compute" worked examples, recomputed from their printed inputs')
-    for col, justify in (("example", "left"), ("method", "left"), ("computed PF", "right"),
-                         ("printed PF", "right"), ("computed pfs-days", "right"), ("printed pfs-days", "right"),
-                         ("ratio", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("example", "left"), ("method", "left"), ("computed PF", "right"), ("printed PF", "right"),
+        ("computed pfs-days", "right"), ("printed pfs-days", "right"), ("ratio", "right"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, overflow="fold")
     for r in reps:
         table.add_row(r.name, r.method, _fmt(r.estimate.petaflop), f"{r.printed_pf:g}", _fmt(r.estimate.pfs_days),

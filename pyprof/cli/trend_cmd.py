@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from pyprof.cli._common import fail, json_document
@@ -80,8 +80,10 @@ def trend(
     # Names, dates, provenance and notes come from the user's CSV: escaped for rich ("BERT [large]" stays whole).
     table = Table(title=f"{esc.terminal(ds.name)}" + (f" ({esc.terminal(ds.series)})" if ds.series else "")
                   + f": {len(ds.points)} points")
-    for col, j in (("system", "left"), ("date", "left"), (unit.replace("_", "-"), "right"), ("FLOP", "right"),
-                   ("fitted", "center"), ("provenance", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("system", "left"), ("date", "left"), (unit.replace("_", "-"), "right"), ("FLOP", "right"),
+        ("fitted", "center"), ("provenance", "left"))
+    for col, j in columns:
         table.add_column(col, justify=j, overflow="fold")
     used = set(fit.names)
     for p in sorted(ds.points, key=lambda p: p.year):

@@ -37,6 +37,7 @@ import difflib
 import math
 import re
 from dataclasses import dataclass
+from typing import TypedDict
 
 from pyprof.errors import InvalidInputError, UnknownHardwareError
 
@@ -106,6 +107,14 @@ _SEED = "SEED_DATA.md"
 _GPUC = "GPU_COUNTERS.md section 5"
 
 
+class _RowOptions(TypedDict, total=False):
+    """Keyword arguments that several `_rows` calls share (passed as ``**options``)."""
+
+    scope: str
+    aliases: tuple[str, ...]
+    note: str
+
+
 def _rows(
     hardware: str,
     kind: str,
@@ -156,8 +165,8 @@ def _build() -> tuple[PeakEntry, ...]:
         source=f"NVIDIA Tesla K20X spec: 2688 CUDA cores x 0.732 GHz x 2 = 3.94 TFLOP/s [{_SEED}]",
         aliases=("K20X", "Tesla K20X"),
     )
-    k40 = dict(aliases=("K40", "Tesla K40", "K40c", "K40m"),
-               note="The post used 4.2 (slightly below the 4.29 base-clock spec).")
+    k40: _RowOptions = dict(aliases=("K40", "Tesla K40", "K40c", "K40m"),
+                            note="The post used 4.2 (slightly below the 4.29 base-clock spec).")
     r += _rows(
         "NVIDIA Tesla K40", "gpu", {"fp32": 5.05}, clock="boost",
         source=f"NVIDIA Tesla K40 spec at boost: 2880 CUDA cores x 0.875 GHz x 2 = 5.04 TFLOP/s (5.05 in {_SEED})",
@@ -168,8 +177,8 @@ def _build() -> tuple[PeakEntry, ...]:
         source=f"NVIDIA Tesla K40 spec at base: 2880 CUDA cores x 0.745 GHz x 2 = 4.29 TFLOP/s [{_SEED}]",
         **k40,
     )
-    k80 = dict(scope="board", aliases=("K80", "Tesla K80"),
-               note="Board of two GK210 GPUs (2 x 2496 CUDA cores); the post used 8.5 per board.")
+    k80: _RowOptions = dict(scope="board", aliases=("K80", "Tesla K80"),
+                            note="Board of two GK210 GPUs (2 x 2496 CUDA cores); the post used 8.5 per board.")
     r += _rows(
         "NVIDIA Tesla K80", "gpu", {"fp32": 8.13}, clock="boost",
         source=f"{_SEED} (boost-clock figure as recorded there; 4992 cores x 2 FLOP x 0.875 GHz max boost "
@@ -181,8 +190,8 @@ def _build() -> tuple[PeakEntry, ...]:
         source=f"NVIDIA Tesla K80 spec at base: 4992 CUDA cores x 0.560 GHz x 2 = 5.59 TFLOP/s [{_SEED}]",
         **k80,
     )
-    tb = dict(aliases=("Titan Black", "GTX Titan Black", "GeForce GTX Titan Black", "TitanBlack"),
-              note="The post's 5.1 equals the base-clock peak (5.12), not the 5.645 boost spec.")
+    tb: _RowOptions = dict(aliases=("Titan Black", "GTX Titan Black", "GeForce GTX Titan Black", "TitanBlack"),
+                           note="The post's 5.1 equals the base-clock peak (5.12), not the 5.645 boost spec.")
     r += _rows(
         "NVIDIA GeForce GTX Titan Black", "gpu", {"fp32": 5.645}, clock="boost",
         source=f"NVIDIA spec: 2880 CUDA cores x 0.980 GHz boost x 2 = 5.645 TFLOP/s [{_SEED}]",
@@ -193,9 +202,9 @@ def _build() -> tuple[PeakEntry, ...]:
         source="derived: 2880 CUDA cores x 0.889 GHz base x 2 = 5.12 TFLOP/s",
         **tb,
     )
-    tx = dict(aliases=("Titan X", "TitanX", "GTX Titan X", "Titan X Maxwell", "GeForce GTX Titan X"),
-              note="Maxwell GM200 Titan X (2015), not the Pascal Titan X. The post used 6 (close to the 6.14 "
-              "base-clock peak).")
+    tx: _RowOptions = dict(aliases=("Titan X", "TitanX", "GTX Titan X", "Titan X Maxwell", "GeForce GTX Titan X"),
+                           note="Maxwell GM200 Titan X (2015), not the Pascal Titan X. The post used 6 (close to "
+                           "the 6.14 base-clock peak).")
     r += _rows(
         "NVIDIA GeForce GTX Titan X (Maxwell)", "gpu", {"fp32": 6.69}, clock="boost",
         source=f"NVIDIA spec: 3072 CUDA cores x 1.089 GHz boost x 2 = 6.69 TFLOP/s [{_SEED}]",

@@ -30,7 +30,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 from pyprof.errors import InvalidInputError, UnknownHardwareError
 from pyprof.peaks import database as _db
@@ -750,7 +751,7 @@ def measure_gpu_peaks(
                    for k in gemms])
 
     from pyprof._native import load_cuda
-    mod, _ = load_cuda()  # detect_devices found a device, so the module loaded
+    mod = cast(ModuleType, load_cuda()[0])  # detect_devices found a device, so the module loaded
     built = set(mod.gpu_peak_kinds())
     rows: list[MeasuredPeak] = []
     for k in kinds:
@@ -762,6 +763,7 @@ def measure_gpu_peaks(
             continue
         rows.append(_run_microkernel(mod, k, dev, quick))
 
+    torch: Any  # the module, or None when it cannot be imported (then torch_reason says why)
     try:
         import torch
 

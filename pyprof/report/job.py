@@ -102,9 +102,11 @@ def _esc(s: Any) -> str:
 
 def ranges(ranks: list[int]) -> str:
     """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8' (1,000 missing ranks stay one line)."""
-    out, start, prev = [], None, None
+    out: list[str] = []
+    start: int | None = None
+    prev: int | None = None
     for r in sorted(ranks):
-        if start is None:
+        if start is None or prev is None:  # prev is set together with start
             start = prev = r
         elif r == prev + 1:
             prev = r

@@ -49,10 +49,10 @@ def render_markdown(r: ProfileResult) -> str:
         out += ["", "## GPU kernels (top by total time)", "",
                 "| kernel | grid | block | calls | total (s) | max (s) | library FLOPs | precision | achieved FLOP/s |",
                 "|---|---|---|---:|---:|---:|---:|---|---:|"]
-        for k in ks:
-            out.append(f"| {_code(str(k.name)[:120])} | {k.grid} | {k.block} | {k.count} | "
-                       f"{num(k.total_time_s)} | {num(k.max_time_s)} | {si(k.library_flops)} | "
-                       f"{k.precision or ''} | {si(k.achieved_flops_per_s)} |")
+        for kern in ks:
+            out.append(f"| {_code(str(kern.name)[:120])} | {kern.grid} | {kern.block} | {kern.count} | "
+                       f"{num(kern.total_time_s)} | {num(kern.max_time_s)} | {si(kern.library_flops)} | "
+                       f"{kern.precision or ''} | {si(kern.achieved_flops_per_s)} |")
     if r.steps:
         out += ["", "## Steps", "", "| step | time (s) | CPU (s) | analytic FLOPs | origin | hardware FLOPs | examples |",
                 "|---:|---:|---:|---:|---|---:|---:|"]

@@ -474,7 +474,9 @@ class StepCounter:
             return None
         from pyprof.sources.flops import FlopCount
 
-        return FlopCount(**dict(zip(_QUANTITIES, values)))
+        # values holds one int per name in _QUANTITIES (the four int totals); Any lets them go in by keyword.
+        totals: dict[str, Any] = dict(zip(_QUANTITIES, values))
+        return FlopCount(**totals)
 
     def _check(self, full: tuple, fc: Any) -> None:
         """Compare a verification count with what reuse or derivation would have given."""

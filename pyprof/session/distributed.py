@@ -35,7 +35,7 @@ import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from pyprof.errors import InvalidInputError, ReportError
 from pyprof.records import JOB_KIND, JOB_SCHEMA_VERSION, ProfileResult  # noqa: F401  (re-exported)
@@ -215,22 +215,22 @@ def build_job_report(payloads: list[dict[str, Any]], world_size: int, missing_re
     model = [(p.get("flops") or {}).get("model_timed") for p in rows]
     walls = [p.get("timed_wall_time_s") for p in rows]
     peaks = [p.get("peak_flops_per_s") for p in rows]
-    flops_total = float(sum(model)) if rows and all(v is not None for v in model) else None
+    flops_total = float(sum(v for v in model if v is not None)) if rows and all(v is not None for v in model) else None
     if rows and flops_total is None:
         notes.append("some ranks have no model FLOP count (counting off or failed there): no job FLOP total")
     wall = max((w for w in walls if w), default=None)
-    peak_sum = float(sum(peaks)) if rows and all(v is not None for v in peaks) else None
+    peak_sum = float(sum(v for v in peaks if v is not None)) if rows and all(v is not None for v in peaks) else None
     if rows and peak_sum is None:
         notes.append("some ranks have no peak FLOP/s: no job utilization (pass peak='<hardware>' to pyprof.profile)")
-    if peaks and peak_sum is not None and len({round(p, 3) for p in peaks}) > 1:
+    if peaks and peak_sum is not None and len({round(p, 3) for p in peaks if p is not None}) > 1:
         notes.append("ranks report different peaks: job utilization divides by the sum of the per-rank peaks")
     flops_per_s = flops_total / wall if flops_total is not None and wall else None
     utilization = flops_total / (peak_sum * wall) if flops_total is not None and peak_sum and wall else None
-    steps = [p.get("steps") for p in rows if p.get("steps") is not None]
+    steps = [s for s in (p.get("steps") for p in rows) if s is not None]
     if steps and min(steps) != max(steps):
         notes.append(f"ranks recorded different numbers of steps ({min(steps)} to {max(steps)}): a rank stopped "
                      "early or the schedule differs between ranks")
-    partial_ranks = [p.get("rank") for p in rows if p.get("partial")]
+    partial_ranks: list[Any] = [p.get("rank") for p in rows if p.get("partial")]  # ints in build_payload's payloads
     if partial_ranks:
         notes.append(f"rank(s) {_ranges(partial_ranks)} report partial results (their code raised or was interrupted)")
     if missing:
@@ -243,8 +243,8 @@ def build_job_report(payloads: list[dict[str, Any]], world_size: int, missing_re
         "step_time_s": _stats([(p.get("step_time_s") or {}).get("median") for p in rows]),
         "flops_per_s": _stats([p.get("achieved_flops_per_s") for p in rows]),
         "mfu": _stats([p.get("mfu") for p in rows]),
-        "slowest_rank": max(known, key=known.get) if known else None,
-        "fastest_rank": min(known, key=known.get) if known else None,
+        "slowest_rank": max(known, key=known.__getitem__) if known else None,
+        "fastest_rank": min(known, key=known.__getitem__) if known else None,
     }
     calls = [(p.get("comm") or {}).get("collective_calls_counted") for p in rows]
     comm_times = [(p.get("comm") or {}).get("time_s") for p in rows]
@@ -320,8 +320,9 @@ def _gather_payloads(data: bytes, *, group: Any, timeout_s: float) -> tuple[list
         buf = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(dev)
         sent = 0
         try:
-            works = [dist.isend(size, to_global(0), group=group, tag=GATHER_TAG),
-                     dist.isend(buf, to_global(0), group=group, tag=GATHER_TAG + 1)]
+            # isend returns None only on a rank outside ``group``; aggregate() returns before gathering there.
+            works = cast("list[dist.Work]", [dist.isend(size, to_global(0), group=group, tag=GATHER_TAG),
+                                             dist.isend(buf, to_global(0), group=group, tag=GATHER_TAG + 1)])
             for w in works:
                 w.wait(timeout)
                 sent += 1
@@ -502,6 +503,9 @@ def aggregate(
         return None
     payload = build_payload(result, rank=rank, world_size=world)
     data = encode_payload(payload)
+    raw: list[bytes | None]
+    missing: dict[int, str]
+    secs: float
     if world == 1:
         raw, missing, secs = [data], {}, 0.0
     else:
@@ -515,7 +519,8 @@ def aggregate(
             raise
     if rank != 0:
         return None
-    payloads, sizes = [], []
+    payloads: list[dict[str, Any]] = []
+    sizes: list[int] = []
     for r, b in enumerate(raw):
         if b is None:
             missing.setdefault(r, "no payload")
@@ -576,7 +581,7 @@ class DistributedProfile(Profile):
         self.echo = echo
         self.job_report: JobReport | None = None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         try:
             super().__exit__(exc_type, exc, tb)
         finally:

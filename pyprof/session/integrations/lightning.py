@@ -16,7 +16,8 @@ try:
     from lightning.pytorch.callbacks import Callback as _Callback
 except ImportError:
     try:
-        from pytorch_lightning.callbacks import Callback as _Callback
+        # Its own stubs type this Callback apart from lightning.pytorch's, though it is the same API.
+        from pytorch_lightning.callbacks import Callback as _Callback  # type: ignore[assignment]
     except ImportError as e:
         raise ImportError("pyprof.integrations.lightning needs PyTorch Lightning: `pip install lightning` (it keeps "
                           "the torch you have when that torch satisfies its requirement)") from e

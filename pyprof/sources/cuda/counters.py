@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pyprof._native import load_cuda
 
@@ -551,7 +551,7 @@ class CounterSession:
         self.allow_distributed = allow_distributed
         self.reason = ""
         self.status = "not_started"
-        self._profiler = None
+        self._profiler: Any = None  # native.RangeProfiler (untyped extension) between start() and finish()
         self._active = False       # between start() and finish(), and not failed
         self._in_step = False
         self._paused = False
@@ -715,7 +715,8 @@ class CounterSession:
         for rg in decoded["ranges"]:
             row = {"step": step, "index": len(self._result.kernels), "name": rg["name"], "values": rg["values"]}
             try:
-                row["flops_by_precision"] = flops_from_values(rg["values"], self.metric_set)
+                # start() set metric_set before the session became active, and nothing unsets it.
+                row["flops_by_precision"] = flops_from_values(rg["values"], cast(MetricSet, self.metric_set))
             except KeyError:
                 row["flops_by_precision"] = {}
             self._result.kernels.append(row)

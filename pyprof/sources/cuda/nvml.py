@@ -260,15 +260,14 @@ def aggregate_window(samples: Iterable[NvmlSample], start_s: float, end_s: float
         seen.update(s.throttle_reasons or ())
     w.throttle_reasons_seen = tuple(sorted(seen))
 
-    with_energy = [s for s in inside if s.energy_mj is not None]
-    with_power = [s for s in inside if s.power_mw is not None]
-    if len(with_energy) >= 2 and with_energy[-1].energy_mj >= with_energy[0].energy_mj:  # type: ignore[operator]
-        w.energy_j = (with_energy[-1].energy_mj - with_energy[0].energy_mj) / 1e3  # type: ignore[operator]  # mJ -> J
+    energy = [s.energy_mj for s in inside if s.energy_mj is not None]
+    power = [(s.t_s, s.power_mw) for s in inside if s.power_mw is not None]
+    if len(energy) >= 2 and energy[-1] >= energy[0]:
+        w.energy_j = (energy[-1] - energy[0]) / 1e3  # mJ -> J
         w.energy_source = "energy_counter"
-    elif len(with_power) >= 2:
+    elif len(power) >= 2:
         # trapezoid: sum of (P_i + P_i+1) / 2 * (t_i+1 - t_i); mW * s = mJ
-        mj = sum((a.power_mw + b.power_mw) / 2 * (b.t_s - a.t_s)  # type: ignore[operator]
-                 for a, b in itertools.pairwise(with_power))
+        mj = sum((pa + pb) / 2 * (tb - ta) for (ta, pa), (tb, pb) in itertools.pairwise(power))
         w.energy_j = mj / 1e3
         w.energy_source = "integrated_power"
 

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -186,20 +186,23 @@ def pm_series(samples: Sequence[Mapping[str, Any]], metric_set: PmMetricSet,
     start_ns = np.array([int(s["start_ns"]) for s in ordered], dtype=np.int64)
     end_ns = np.array([int(s["end_ns"]) for s in ordered], dtype=np.int64)
 
+    def column(name: str) -> np.ndarray:
+        return np.array([float(s["values"].get(name, math.nan)) for s in ordered], dtype=np.float64)
+
     def col(name: str | None) -> np.ndarray | None:
         if name is None:
             return None
-        return np.array([float(s["values"].get(name, math.nan)) for s in ordered], dtype=np.float64)
+        return column(name)
 
     roles, peaks = metric_set.roles, metric_set.peaks
-    elapsed = col(roles["gpc_cycles_elapsed"])  # GPC cycles in the sample (max over GPCs); GPC clock = SM clock
+    elapsed = column(roles["gpc_cycles_elapsed"])  # GPC cycles in the sample (max over GPCs); GPC clock = SM clock
 
     def ratio(role: str) -> np.ndarray | None:
         # counter / (counter's peak per cycle over the whole GPU x cycles elapsed); e.g. for SM active cycles the peak
         # is the SM count, so 132 SMs all active for 1e6 cycles gives 1.32e8 / (132 x 1e6) = 1.0.
         if role not in roles:
             return None
-        num, peak = col(roles[role]), col(peaks.get(role))
+        num, peak = column(roles[role]), col(peaks.get(role))
         if peak is None:
             return None
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -221,7 +224,8 @@ def pm_series(samples: Sequence[Mapping[str, Any]], metric_set: PmMetricSet,
     return PmSeries(
         t_s=t_s,
         duration_s=duration_s,
-        sm_active_ratio=ratio("sm_cycles_active"),  # SM active cycles / (SMs x elapsed cycles)
+        # SM active cycles / (SMs x elapsed cycles); a required role with a peak, so never None (see pm_metric_set)
+        sm_active_ratio=cast(np.ndarray, ratio("sm_cycles_active")),
         tensor_pipe_active_ratio=ratio("tensor_pipe_cycles_active"),  # tensor-busy cycles / (SMs x elapsed)
         hmma_pipe_active_ratio=ratio("hmma_pipe_cycles_active"),  # hmma-sub-pipe busy cycles / (SMs x elapsed)
         fma_pipe_inst_ratio=ratio("fma_pipe_inst"),  # FMA warp insts / (max FMA warp insts per cycle x elapsed)
