@@ -281,3 +281,27 @@ def test_named_hardware_peak_and_unknown_name():
     # an unknown name fails when the profile is created, before any training, and suggests close matches
     with pytest.raises(UnknownHardwareError, match="H100"):
         pyprof.profile(model, peak="H100 SXM9")
+
+
+def test_log_metric_puts_a_flops_based_learning_curve_in_the_report(tmp_path):
+    """A plain loop (no trainer) logs its loss: the report carries the curve against cumulative training FLOPs.
+    Linear(4, 2) without bias on 3 rows: fwd 2*3*4*2 = 48, dW 48 (x needs no grad) -> 96 FLOP per step, so the
+    points sit at 96, 192, 288."""
+    import torch
+    from torch import nn
+
+    from pyprof.report import read_report
+
+    torch.manual_seed(0)
+    m = nn.Linear(4, 2, bias=False)
+    x = torch.randn(3, 4)
+    with pyprof.profile(m, measure_peak=False, output_dir=tmp_path, report_formats=("json", "md")) as prof:
+        for i in range(3):
+            loss = m(x).pow(2).sum()
+            loss.backward()
+            prof.step()
+            prof.log_metric("loss", loss.detach(), epoch=i + 1)
+    curves = read_report(tmp_path / "report.json").learning_curves
+    assert len(curves) == 1 and curves[0]["name"] == "loss"
+    assert [p["flops"] for p in curves[0]["points"]] == [96, 192, 288]
+    assert "Learning curve: loss" in (tmp_path / "report.md").read_text()

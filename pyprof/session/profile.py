@@ -135,6 +135,7 @@ class Profile:
         self._agg = StepAggregate(exact_times=3 * DEFAULT_WINDOW_N)
         self._window = StepWindow(DEFAULT_WINDOW_N)
         self._sigterm = SigtermGuard(self._emergency_report)
+        self._curves: Any = None  # MetricCurves, created by the first log_metric()
         self._yield_label: str | None = None  # set by an outer driver (pyprof run) that steps aside for the script's
         self._aside = False                    # own profile
         if verify_every is not None and (isinstance(verify_every, bool) or not isinstance(verify_every, int)
@@ -365,6 +366,29 @@ class Profile:
                 (not self._reports.saved_once or time.monotonic() - self._last_save >= self.autosave_s):
             self._autosave()
 
+    def log_metric(self, name: str, value: float, epoch: float | None = None) -> None:
+        """Log a metric (a loss, an accuracy) at the training FLOPs counted so far: the report shows it as a
+        FLOPs-based learning curve (``learning_curves``; a plot in report.html, a table in report.md).
+
+        Args:
+            name: the metric's name ("loss", "perplexity" and "error" are read as lower-is-better).
+            value: its value now (a number or a 0-d tensor).
+            epoch: the epoch it belongs to, if known.
+
+        Never raises into the loop: a point that cannot be placed (counting off, a schedule that skips steps: the
+        cumulative FLOPs would be wrong) is dropped and the report's curve notes say why.
+        """
+        from pyprof.session.curves import MetricCurves
+
+        if self._curves is None:
+            self._curves = MetricCurves()
+        try:
+            last = self._window.last
+            self._curves.log(_SoFar([last] if last is not None else [], self._agg.totals(0.0, len(self._counting.counts))),
+                             {name: value}, epoch)
+        except Exception as e:  # curves are a by-product: never the loop's problem
+            self._curves.note(f"learning curves stopped: {type(e).__name__}: {e}")
+
     @property
     def last_step(self) -> StepRecord | None:
         """The most recent recorded step (None before the first)."""
@@ -519,14 +543,19 @@ class Profile:
             "training_epochs": self.training_epochs,
         }
 
+        curves = self._curves.to_list() if self._curves is not None else []
+
         def build() -> ProfileResult:
-            return build_result(
+            result = build_result(
                 name=self.name, started_at=self._started_at, device=self._device, config=config,
                 steps=rows, aggregate=agg, steps_window=window, flop_counts=flop_counts, hw_info=hw_info,
                 cpu_peaks=cpu_peaks, notes=notes, partial_reason=partial_reason,
                 peaks=lambda steps: self._peaks(final, steps, measure, precision), recomputation=self.recomputation,
                 training_examples=self.training_examples, training_epochs=self.training_epochs,
                 gpu_section=section, gpu_spec_peaks=lambda: gpu_spec_peaks(self._device))
+            if curves:
+                result.learning_curves = curves
+            return result
         return build
 
     def _autosave(self) -> None:
@@ -541,6 +570,13 @@ class Profile:
             warnings.warn(f"pyprof: autosave failed: {e!r}", RuntimeWarning, stacklevel=3)
             return
         self._reports.autosave(build)
+
+
+class _SoFar:
+    """The two fields of a result that cumulative FLOPs read, without building a result (cheap, per log)."""
+
+    def __init__(self, steps: list[StepRecord], totals: Any) -> None:
+        self.steps, self.totals = steps, totals
 
 
 def _cuda_sync() -> None:
