@@ -87,6 +87,19 @@ PY
     for f in report.json report.md report.html; do
       [ -s "$run/bench/$f" ] || { log "FAIL: pyprof bench --quick wrote no $f ($label)"; exit 1; }
     done
+    # Every seed architecture of "Measuring the Algorithmic Efficiency of Neural Networks" must have been measured
+    # (status ok), none skipped or failed: the list is the suite's own (pyprof.bench.workloads.VISION).
+    env -u PYTHONPATH "$venv/bin/python" - "$run/bench/report.json" <<'PY' || { log "FAIL: seed architectures not all measured ($label)"; exit 1; }
+import json, sys
+from pyprof.bench.workloads import VISION
+d = json.load(open(sys.argv[1]))
+status = {w["id"]: (w["status"], w.get("reason") or "") for w in d["workloads"]}
+bad = {k: status.get(k, ("absent", "")) for k in VISION if status.get(k, ("absent",))[0] != "ok"}
+for k, (st, why) in bad.items():
+    print(f"wheel_check: {k}: {st} {why}", file=sys.stderr)
+print(f"wheel_check: {len(VISION) - len(bad)} of {len(VISION)} seed architectures measured: {', '.join(VISION)}")
+sys.exit(1 if bad else 0)
+PY
   fi
   cd "$repo"
   log "$label: ok"
