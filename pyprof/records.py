@@ -687,12 +687,17 @@ class _Group:
         self.cpu += s.cpu_time_s
         if self.times is not None:
             if self.n <= self.exact_cap:
-                self.times.append(w)
+                self.times.append(w)  # the histogram is filled from these only when the cap is passed
             else:
-                self.times = None  # the histogram (filled from the start) takes over
-        self.hist.add(w)
-        self.t_min = min(self.t_min, w)
-        self.t_max = max(self.t_max, w)
+                for t in self.times:  # the histogram takes over, filled with every time so far
+                    self.hist.add(t)
+                self.times = None
+        if self.times is None:
+            self.hist.add(w)
+        if w < self.t_min:
+            self.t_min = w
+        if w > self.t_max:
+            self.t_max = w
         if s.analytic_flops is None:
             self.analytic_none = True
         else:

@@ -360,3 +360,20 @@ class _patched_formula:
             self.reg.pop(self.op, None)
         else:
             self.reg[self.op] = self.old
+
+
+def test_verification_gaps_double_up_to_verify_every(monkeypatch):
+    """Recounts come early, then rarely: with the first gap 2 and verify_every=8, step 0 is counted (new), then the
+    2nd, 4th, 8th, 8th, ... step that would have been reused is recounted: 0, 0+2 = 2, 2+4 = 6, 6+8 = 14, 22, 30, 38."""
+    from pyprof.session import counting
+
+    monkeypatch.setattr(counting, "FIRST_VERIFY", 2)
+    torch.manual_seed(0)
+    m = nn.Linear(4, 4, bias=False)
+    x = torch.randn(2, 4)
+    with pyprof.profile(m, measure_peak=False, verify_every=8) as prof:
+        for _ in range(40):
+            m(x).sum().backward()
+            prof.step()
+    counted = [s.index for s in prof.result().steps if s.analytic_origin == "counted"]
+    assert counted == [0, 2, 6, 14, 22, 30, 38]

@@ -14,7 +14,9 @@ the count is reused for steps with the same signature. Each step's analytic FLOP
 - ``missing``: none of the above (a call's signature changed in the middle of a reused step): the next step with the
   same first call is counted.
 
-Verification: every ``verify_every``-th reused or derived step is counted again and compared; a mismatch (the work
+Verification: reused or derived steps are counted again now and then and compared: the :data:`FIRST_VERIFY`-th one,
+then after gaps that double up to ``verify_every`` (so a long run recounts about one step in ``verify_every``, and a
+short one is still checked early); a mismatch (the work
 depends on tensor values the signature cannot see) switches counting to every step and is reported.
 
 Memory is bounded: at most ``max_signatures`` signatures are kept for reuse (least recently used first out), and the
@@ -36,6 +38,8 @@ from pyprof.session.signature import ModuleState, process_state, signature_of, s
 
 __all__ = ["FULL_COUNTS", "HostCounters", "StepCounter", "signature_of"]
 
+#: The first verification recounts this many reused/derived steps in (the gap then doubles up to ``verify_every``).
+FIRST_VERIFY = 50
 #: Signatures whose full per-op / per-module count the report keeps; later ones keep totals only (bounded report).
 FULL_COUNTS = 16
 #: Points kept per family of signatures that differ only in tensor sizes (for derived counts).
@@ -194,11 +198,12 @@ class StepCounter:
         mode: "auto" (count once per signature), "every" (count every step that is not skipped) or "off".
         notes: the profile's notes, appended to when counting is turned off, a verification fails or a step could not
             be attributed.
-        verify_every: count every N-th reused or derived step again and compare (None or 0: never).
+        verify_every: the longest gap, in reused or derived steps, between two verification recounts (None or 0:
+            never verify); the first comes after ``min(FIRST_VERIFY, verify_every)`` such steps.
         max_signatures: signatures kept for reuse (least recently used first out).
     """
 
-    def __init__(self, mode: str, notes: list[str], *, verify_every: int | None = 100,
+    def __init__(self, mode: str, notes: list[str], *, verify_every: int | None = 1000,
                  max_signatures: int = 1024) -> None:
         self.mode = mode
         self.notes = notes
@@ -220,6 +225,7 @@ class StepCounter:
         self._plan = "none"
         self._verifying = False
         self._since_verify = 0
+        self._verify_gap = min(FIRST_VERIFY, self.verify_every) if self.verify_every else 0
         self.counted = False                                   # the dispatch mode ran in the current step
         self.origins: dict[str, int] = {"counted": 0, "reused": 0, "derived": 0, "missing": 0}
         self.verified = 0
@@ -360,7 +366,7 @@ class StepCounter:
         derivable = not known and self._derive((first,)) is not None
         if not (known or derivable):
             return "count"
-        if self.verify_every and self._since_verify + 1 >= self.verify_every:
+        if self._verify_gap and self._since_verify + 1 >= self._verify_gap:
             self._verifying = True
             return "count"
         return "reuse" if known else "derive"
@@ -419,7 +425,8 @@ class StepCounter:
         return (f"analytic FLOPs per step: {o['counted']} counted, {o['reused']} reused (same signature), "
                 f"{o['derived']} derived (exact polynomial in tensor sizes), {o['missing']} missing; "
                 f"{self.verified} reused/derived step(s) recounted to verify"
-                + (f" (every {self.verify_every}th)" if self.verify_every else " (verification off)"))
+                + (f" (gaps doubling from {min(FIRST_VERIFY, self.verify_every)} to {self.verify_every} steps)"
+                   if self.verify_every else " (verification off)"))
 
     # ------------------------------------------------------------------ cache
     def _store(self, full: tuple, fc: Any) -> int | None:
@@ -482,6 +489,7 @@ class StepCounter:
         """Compare a verification count with what reuse or derivation would have given."""
         self._since_verify = 0
         self.verified += 1
+        self._verify_gap = min(2 * self._verify_gap, self.verify_every)
         idx = self._cache.get(full)
         expected = self.counts[idx] if idx is not None else self._derive(full)
         if expected is None or int(expected.total_flops) == int(fc.total_flops):

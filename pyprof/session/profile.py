@@ -93,7 +93,7 @@ class Profile:
         nvml: bool = True,
         kernel_records: bool = False,
         top_kernels: int = 20,
-        verify_every: int | None = 100,
+        verify_every: int | None = 1000,
     ) -> None:
         # Every argument checked before anything else happens (no hook, no timer, no active-profile marker yet), so
         # a bad one leaves the process as it was. Numbers of any numeric type (np.float32 peaks) become plain floats.
@@ -600,8 +600,9 @@ def profile(model: Any = None, **kwargs: Any) -> Profile:
             ``prof.step(examples=n)``).
         count_flops: "auto" (once per step signature, reused or derived; see ``pyprof.session.counting``), "every",
             or "off".
-        verify_every: with "auto", count every N-th reused or derived step again and compare (default 100, about
-            1% of steps); a mismatch switches to counting every step and is reported. 0 or None turns it off.
+        verify_every: with "auto", reused or derived steps are counted again and compared: the 50th, then after
+            gaps doubling up to ``verify_every`` (default 1000: about 0.1% of a long run's steps); a mismatch switches
+            to counting every step and is reported. 0 or None turns it off.
         hardware_counters: read CPU FP counters through perf_event_open where the PMU allows.
         measure_peak: measure this CPU's peak with pyprof's microkernel at the end (about a second).
         peak: hardware name from the peak database (``pyprof estimate --list-hardware``) or FLOP/s; defaults to the

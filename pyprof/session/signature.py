@@ -79,10 +79,10 @@ def signature_of(x: Any, depth: int = 0, name: Any = None) -> Any:
     if isinstance(x, (list, tuple)):
         if type(x).__name__ == "PackedSequence":  # values of batch_sizes decide the recurrence's work
             return ("PackedSequence", signature_of(x[0], depth + 1), tuple(x[1].tolist()))
-        return (type(x).__name__, *(signature_of(v, depth + 1) for v in x))
+        return (type(x).__name__, *[signature_of(v, depth + 1) for v in x])
     if isinstance(x, Mapping):
-        return (type(x).__name__, *((k if isinstance(k, (str, int)) else repr(k), signature_of(v, depth + 1, k))
-                                    for k, v in x.items()))
+        return (type(x).__name__, *[(k if isinstance(k, (str, int)) else repr(k), signature_of(v, depth + 1, k))
+                                    for k, v in x.items()])
     if isinstance(x, (set, frozenset)):
         return (type(x).__name__, len(x))
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
@@ -124,6 +124,9 @@ def process_state() -> tuple:
     """Grad mode, inference mode and autocast (enabled, dtype) on CPU and CUDA."""
     torch = _torch or _load_torch()
     state: tuple = (torch.is_grad_enabled(), torch.is_inference_mode_enabled())
+    any_autocast = getattr(torch._C, "_is_any_autocast_enabled", None)
+    if any_autocast is not None and not any_autocast():
+        return state  # the common case, in one call
     for dev in ("cpu", "cuda"):
         try:
             if torch.is_autocast_enabled(dev):
