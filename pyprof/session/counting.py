@@ -214,6 +214,7 @@ class StepCounter:
         self._prefixes: dict[tuple, int] = {}                  # every prefix of a cached signature -> how many
         self._families: OrderedDict[Any, _Family] = OrderedDict()
         self._recount_first: set[Any] = set()                  # first calls whose next step must be counted
+        self._last_derived: tuple[tuple, Any] | None = None    # (signature, derived count) of the last derivation
         self._states: dict[int, ModuleState] = {}
         self._hooks: list[Any] = []
         self._restore: list[Any] = []
@@ -459,6 +460,7 @@ class StepCounter:
         else:
             self._families.move_to_end(skeleton)
         fam.add(tuple(dims), tuple(int(getattr(fc, q)) for q in _QUANTITIES))
+        self._last_derived = None  # a new point changes the family's fit
         return idx
 
     def _evict(self) -> None:
@@ -472,6 +474,15 @@ class StepCounter:
                 self._prefixes[k] = c
 
     def _derive(self, full: tuple) -> Any:
+        # A one-call step is derived at its first call (to decide) and again at its end: the second is a lookup.
+        last = self._last_derived
+        if last is not None and last[0] == full:
+            return last[1]
+        fc = self._derive_uncached(full)
+        self._last_derived = (full, fc)
+        return fc
+
+    def _derive_uncached(self, full: tuple) -> Any:
         skeleton, dims = split_shapes(full)
         fam = self._families.get(skeleton)
         if fam is None:
