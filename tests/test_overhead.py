@@ -15,8 +15,10 @@ from pyprof.bench.examples import make_mlp
 def test_per_step_work_never_recounts_a_known_signature():
     model, x = make_mlp(), torch.randn(64, 512)
     n = 50
+    # verify_every=0: verification recounts are deliberate (the 50th reused step, then rarer; tests/test_counting.py
+    # checks their schedule); this test is about the per-step path, which must never recount.
     with pyprof.profile(model, schedule=pyprof.schedule(warmup=1, active=n, repeat=1), measure_peak=False,
-                        hardware_counters=False) as prof:
+                        hardware_counters=False, verify_every=0) as prof:
         model(x)
         prof.step()  # warm-up step: the one signature is counted here
         for _ in range(n):
