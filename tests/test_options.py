@@ -115,3 +115,14 @@ def test_counters_and_pm_sampling_on_one_device_are_refused_up_front():
     with pytest.raises(InvalidInputError, match="pick one"):
         validate_profile_options(counters="step", pm_sampling=True)
     assert validate_profile_options(counters="step").counters == "step"
+
+
+def test_verify_every_is_checked_with_the_other_arguments():
+    from pyprof.errors import InvalidInputError
+    from pyprof.session.options import validate_profile_options
+
+    assert validate_profile_options(verify_every=None).verify_every == 0  # None: never verify
+    assert validate_profile_options(verify_every=np.int64(50)).verify_every == 50
+    for bad in (-1, 2.5, True, "100"):
+        with pytest.raises(InvalidInputError, match="verify_every"):
+            validate_profile_options(verify_every=bad)

@@ -64,6 +64,7 @@ class ProfileOptions:
     nvml: bool = True
     kernel_records: bool = False
     top_kernels: int = 20
+    verify_every: int = 1000  # 0: never verify (None is accepted and means 0)
 
 
 _NAMES = tuple(f.name for f in fields(ProfileOptions))
@@ -237,6 +238,12 @@ def validate_profile_options(**kwargs: Any) -> ProfileOptions:
     top = _whole("top_kernels", o["top_kernels"], "pass how many kernels to list, e.g. 20")
     if top < 0:
         raise InvalidInputError(f"top_kernels={top!r} must be a whole number >= 0")
+    verify = o["verify_every"]
+    verify = 0 if verify is None else _whole("verify_every", verify, "pass the longest gap between verification "
+                                             "recounts in steps, e.g. 1000, or 0 to turn verification off")
+    if verify < 0:
+        raise InvalidInputError(f"verify_every={verify!r} must be a whole number >= 0 (the longest gap between "
+                                "verification recounts; 0 or None: never)")
     if counters != "off" and bools.get("pm_sampling"):
         # CUPTI 13 documents neither the Range Profiler beside PM sampling on one device nor the reverse; each
         # refuses the other at start (csrc/cuda), so ask for one of them before anything runs.
@@ -246,7 +253,7 @@ def validate_profile_options(**kwargs: Any) -> ProfileOptions:
 
     return ProfileOptions(model=model, schedule=sched, examples_per_step=eps, count_flops=count_flops, peak=peak,
                           precision=precision, recomputation=rec, output_dir=out, report_formats=tuple(fmts),
-                          autosave_s=autosave, name=name, device=device, counters=counters, top_kernels=top,
+                          autosave_s=autosave, name=name, device=device, counters=counters, top_kernels=top, verify_every=verify,
                           training_examples=training["training_examples"],
                           training_epochs=training["training_epochs"], **bools)
 

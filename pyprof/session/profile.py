@@ -103,7 +103,7 @@ class Profile:
             recomputation=recomputation, training_examples=training_examples, training_epochs=training_epochs,
             output_dir=output_dir, report_formats=report_formats, autosave_s=autosave_s, name=name, device=device,
             counters=counters, pm_sampling=pm_sampling, gpu_tracer=gpu_tracer, library_hooks=library_hooks, nvml=nvml,
-            kernel_records=kernel_records, top_kernels=top_kernels)
+            kernel_records=kernel_records, top_kernels=top_kernels, verify_every=verify_every)
         if isinstance(o.schedule, Schedule) and o.schedule.warmup == 0:
             warnings.warn("pyprof.profile: schedule has warmup=0", UserWarning, stacklevel=3)
         self.model = o.model
@@ -138,11 +138,7 @@ class Profile:
         self._curves: Any = None  # MetricCurves, created by the first log_metric()
         self._yield_label: str | None = None  # set by an outer driver (pyprof run) that steps aside for the script's
         self._aside = False                    # own profile
-        if verify_every is not None and (isinstance(verify_every, bool) or not isinstance(verify_every, int)
-                                         or verify_every < 0):
-            raise InvalidInputError(f"verify_every={verify_every!r} must be a whole number >= 0 (count every N-th "
-                                    "reused step again and compare; 0 or None: never)")
-        self._counting = StepCounter(o.count_flops, self._notes, verify_every=verify_every)
+        self._counting = StepCounter(o.count_flops, self._notes, verify_every=o.verify_every)
         self._host = HostCounters()
         self._device: DeviceReport | None = None
         self._last_save = 0.0
