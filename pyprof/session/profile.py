@@ -379,11 +379,15 @@ class Profile:
         if self._curves is None:
             self._curves = MetricCurves()
         try:
-            last = self._window.last
-            self._curves.log(_SoFar([last] if last is not None else [], self._agg.totals(0.0, len(self._counting.counts))),
-                             {name: value}, epoch)
+            self._curves.log(self.flops_so_far(), {name: value}, epoch)
         except Exception as e:  # curves are a by-product: never the loop's problem
             self._curves.note(f"learning curves stopped: {type(e).__name__}: {e}")
+
+    def flops_so_far(self) -> Any:
+        """The last recorded step and the running totals of every recorded step: the two fields of a result that
+        cumulative FLOPs (``pyprof.efficiency.cumulative_flops``) read, without building a result (cheap per log)."""
+        last = self._window.last
+        return _SoFar([last] if last is not None else [], self._agg.totals(0.0, len(self._counting.counts)))
 
     @property
     def last_step(self) -> StepRecord | None:

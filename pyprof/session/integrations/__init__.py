@@ -108,7 +108,7 @@ class StepDriver:
         if not self._open or not metrics:
             return
         try:
-            self.curves.log(self.prof.result(), metrics, epoch)
+            self.curves.log(self.prof.flops_so_far(), metrics, epoch)  # not a full result per trainer log
         except Exception as e:  # curves are a by-product: never the trainer's problem
             self.curves.note(f"learning curves stopped: {type(e).__name__}: {e}")
 
